@@ -1,0 +1,134 @@
+// Package command defines the typed commands that travel through the Raft log.
+//
+// Wire form: one type byte, one encoding-version byte, then the JSON envelope.
+// The type byte is append-only: a number, once used, keeps its meaning forever.
+// Its high bit marks a command an older node may skip when it does not know it.
+package command
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Type identifies a command in the log. Append only: never renumber, never reuse.
+type Type uint8
+
+// IgnoreUnknown, set on a type byte, lets a node that does not know the type skip it.
+const IgnoreUnknown Type = 0x80
+
+// The command types. New types go at the end.
+const (
+	TypeInit Type = iota + 1
+	TypeCreateSession
+	TypeDeleteSession
+	TypeCreateSite
+	TypeDeleteSite
+	TypeRemoveNode
+)
+
+// Version is the encoding version written by this build.
+const Version = 1
+
+// MaxSize bounds one encoded command; the API limits bodies well below it.
+const MaxSize = 4 << 20
+
+// Header is carried by every command. At is set where the command is made,
+// never where it is applied, so every node applies the same time.
+type Header struct {
+	RequestID string    `json:"request_id"`
+	Actor     string    `json:"actor"`
+	At        time.Time `json:"at"`
+	// Idempotent marks a RequestID derived from a client's Idempotency-Key:
+	// its answer is kept 24 h instead of the short retry window.
+	Idempotent bool `json:"idempotent,omitempty"`
+}
+
+// Body is the payload of one command type.
+type Body interface {
+	CommandType() Type
+}
+
+// Command is a decoded command.
+type Command struct {
+	Header
+	Body Body
+}
+
+// Type returns the command's type byte, without the IgnoreUnknown flag.
+func (c Command) Type() Type { return c.Body.CommandType() }
+
+type envelope struct {
+	Header
+	Body json.RawMessage `json:"body"`
+}
+
+// ErrUnknownType is returned for a type this build does not know.
+var ErrUnknownType = errors.New("unknown command type")
+
+// ErrSkippable is returned for an unknown type that carries IgnoreUnknown.
+var ErrSkippable = errors.New("unknown command type marked ignorable")
+
+// Encode returns the wire form of c.
+func Encode(c Command) ([]byte, error) {
+	if c.Body == nil {
+		return nil, errors.New("command has no body")
+	}
+	if c.RequestID == "" {
+		return nil, errors.New("command has no request id")
+	}
+	body, err := json.Marshal(c.Body)
+	if err != nil {
+		return nil, err
+	}
+	env, err := json.Marshal(envelope{Header: Header{
+		RequestID: c.RequestID, Actor: c.Actor, At: c.At.UTC(), Idempotent: c.Idempotent,
+	}, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(env)+2)
+	out = append(out, byte(c.Body.CommandType()), Version)
+	return append(out, env...), nil
+}
+
+// Decode parses the wire form.
+func Decode(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return Command{}, errors.New("command too short")
+	}
+	if len(b) > MaxSize {
+		return Command{}, fmt.Errorf("command of %d bytes is over the %d byte limit", len(b), MaxSize)
+	}
+	t, v := Type(b[0]), b[1]
+	if v != Version {
+		return Command{}, fmt.Errorf("command encoding version %d is not known to this build", v)
+	}
+	mk, ok := registry[t&^IgnoreUnknown]
+	if !ok {
+		if t&IgnoreUnknown != 0 {
+			return Command{}, ErrSkippable
+		}
+		return Command{}, fmt.Errorf("%w %d", ErrUnknownType, t)
+	}
+	var env envelope
+	if err := json.Unmarshal(b[2:], &env); err != nil {
+		return Command{}, fmt.Errorf("command envelope: %w", err)
+	}
+	body := mk()
+	if err := json.Unmarshal(env.Body, body); err != nil {
+		return Command{}, fmt.Errorf("command body: %w", err)
+	}
+	return Command{Header: env.Header, Body: body}, nil
+}
+
+// registry makes an empty body for each known type.
+var registry = map[Type]func() Body{
+	TypeInit:          func() Body { return &Init{} },
+	TypeCreateSession: func() Body { return &CreateSession{} },
+	TypeDeleteSession: func() Body { return &DeleteSession{} },
+	TypeCreateSite:    func() Body { return &CreateSite{} },
+	TypeDeleteSite:    func() Body { return &DeleteSite{} },
+	TypeRemoveNode:    func() Body { return &RemoveNode{} },
+}

@@ -1,0 +1,198 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+	"lintel/replication"
+	"lintel/ui/api"
+)
+
+// maxVoters: at most five voters, always an odd number; further buildings
+// join as non-voters, which replicate everything but do not vote.
+const maxVoters = 5
+
+// leaderLoop is the one loop that acts as leader: after winning, it waits
+// for the log to be applied (Barrier), applies Init on a new cluster, then
+// reconciles gossip members into Raft whenever membership changes.
+func (n *Node) leaderLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	established := false
+	for {
+		select {
+		case <-n.stop:
+			return
+		case isLeader := <-n.raft.LeaderCh():
+			established = false
+			if !isLeader {
+				continue
+			}
+		case <-n.reconcile:
+		case <-tick.C:
+		}
+		if !n.raft.IsLeader() {
+			established = false
+			continue
+		}
+		if !established {
+			if err := n.establish(); err != nil {
+				n.log.Warn("could not establish leadership yet", "err", err)
+				continue
+			}
+			established = true
+		}
+		n.reconcileMembers()
+	}
+}
+
+func (n *Node) establish() error {
+	if err := n.raft.Barrier(5 * time.Second); err != nil {
+		return err
+	}
+	var initialized bool
+	n.raft.Read(func(s *state.State) { initialized = s.Initialized })
+	if initialized || n.initAdmin == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, res, err := n.raft.Apply(ctx, command.Command{
+		Header: command.Header{RequestID: "init-" + n.initAdmin.AccountID, Actor: "system", At: time.Now().UTC()},
+		Body:   n.initAdmin,
+	})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil && res.Err.Code != "already_initialized" {
+		n.log.Error("cluster init refused", "err", res.Err)
+		return nil
+	}
+	n.log.Info("cluster initialized", "admin_email", n.initAdmin.Email)
+	if n.cfg.Demo {
+		n.loadDemo(ctx)
+	}
+	return nil
+}
+
+// reconcileMembers adds alive gossip members that Raft does not know,
+// re-addresses those that came back on a new address, keeps the voters odd
+// and at most five, and carries out removals an administrator asked for.
+// It never removes a node on its own: a building offline for a week stays.
+func (n *Node) reconcileMembers() {
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return
+	}
+	inRaft := map[string]struct {
+		addr  string
+		voter bool
+	}{}
+	voters := 0
+	for _, s := range servers {
+		inRaft[s.ID] = struct {
+			addr  string
+			voter bool
+		}{s.Address, s.Voter}
+		if s.Voter {
+			voters++
+		}
+	}
+	var removed map[string]state.RemovedNode
+	n.raft.Read(func(s *state.State) {
+		removed = make(map[string]state.RemovedNode, len(s.RemovedNodes))
+		for k, v := range s.RemovedNodes {
+			removed[k] = v
+		}
+	})
+	members := n.members.Members()
+	byID := map[string]replication.Member{}
+	for _, m := range members {
+		byID[m.ID] = m
+	}
+
+	// Removals first, so a removed voter frees its place.
+	for id := range inRaft {
+		r, ok := removed[id]
+		if !ok {
+			continue
+		}
+		if m, seen := byID[id]; seen && m.Instance != r.Instance && m.State == "alive" {
+			continue // the same id came back with a fresh data dir: it is a new member
+		}
+		if err := n.raft.RemoveServer(id); err != nil {
+			n.log.Warn("remove server", "id", id, "err", err)
+			return
+		}
+		n.log.Info("removed node from raft", "id", id)
+		if inRaft[id].voter {
+			voters--
+		}
+		delete(inRaft, id)
+	}
+
+	total := len(inRaft)
+	for _, m := range members {
+		if _, ok := inRaft[m.ID]; !ok && m.State == "alive" && !isRemoved(removed, m) && m.Raft != "" {
+			total++
+		}
+	}
+	want := min(total, maxVoters)
+	if want%2 == 0 {
+		want--
+	}
+
+	for _, m := range members {
+		if m.State != "alive" || m.Raft == "" || isRemoved(removed, m) {
+			continue
+		}
+		cur, ok := inRaft[m.ID]
+		switch {
+		case ok && cur.addr == m.Raft && (cur.voter || voters >= want):
+			continue
+		case ok && cur.addr == m.Raft: // a non-voter promoted while voters are short
+			if err := n.raft.AddServer(m.ID, m.Raft, true); err != nil {
+				n.log.Warn("promote to voter", "id", m.ID, "err", err)
+				return
+			}
+			voters++
+			n.log.Info("promoted node to voter", "id", m.ID)
+		case ok: // same id, new address: join is idempotent, the entry is replaced
+			if err := n.raft.AddServer(m.ID, m.Raft, cur.voter); err != nil {
+				n.log.Warn("re-address server", "id", m.ID, "err", err)
+				return
+			}
+			n.log.Info("node came back on a new address", "id", m.ID, "raft", m.Raft)
+		default:
+			voter := voters < want
+			if err := n.raft.AddServer(m.ID, m.Raft, voter); err != nil {
+				n.log.Warn("add server", "id", m.ID, "err", err)
+				return
+			}
+			if voter {
+				voters++
+			}
+			n.log.Info("added node to raft", "id", m.ID, "voter", voter, "building", m.Building)
+		}
+	}
+}
+
+func isRemoved(removed map[string]state.RemovedNode, m replication.Member) bool {
+	r, ok := removed[m.ID]
+	return ok && r.Instance == m.Instance
+}
+
+// loadDemo fills a new demo cluster with a site. The credential registry
+// adds reader configurations, readers, cardholders and a voucher.
+func (n *Node) loadDemo(ctx context.Context) {
+	_, res, err := n.raft.Apply(ctx, command.Command{
+		Header: command.Header{RequestID: "demo-site-" + n.initAdmin.AccountID, Actor: n.initAdmin.OperatorID, At: time.Now().UTC()},
+		Body:   &command.CreateSite{ID: api.NewID(), AccountID: n.initAdmin.AccountID, Name: "Headquarters"},
+	})
+	if err != nil || res.Err != nil {
+		n.log.Warn("demo data not loaded", "err", err, "rejection", res.Err)
+	}
+}

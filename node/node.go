@@ -1,0 +1,319 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"lintel/consensus"
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+	"lintel/replication"
+	"lintel/ui/api"
+)
+
+// Node is one running building node.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	id       identity
+	raft     *consensus.Raft
+	members  *replication.Membership
+	fwd      *replication.Forwarder
+	metrics  *metrics
+	http     *http.Server
+	httpLn   net.Listener
+	httpAddr string // advertised
+
+	// initAdmin is set on the node that bootstraps a new cluster: the leader
+	// loop applies it as the Init command.
+	initAdmin *command.Init
+
+	reconcile chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Start opens every part of the node and starts serving. Stop undoes it.
+func Start(cfg Config) (*Node, error) {
+	if cfg.LogOutput == nil {
+		cfg.LogOutput = os.Stderr
+	}
+	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), stop: make(chan struct{})}
+	n.log = slog.New(slog.NewTextHandler(cfg.LogOutput, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)})).With("node", cfg.NodeID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	id, err := loadIdentity(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	n.id = id
+	hasState, err := consensus.HasState(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("read raft state in %s: %w", cfg.DataDir, err)
+	}
+
+	// HTTP first: its advertised address goes into the gossip metadata.
+	n.httpLn, err = net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("--http %s: %w", cfg.HTTP, err)
+	}
+	n.httpAddr = cfg.AdvertiseHTTP
+	if n.httpAddr == "" {
+		n.httpAddr = n.httpLn.Addr().String()
+	}
+
+	n.metrics = newMetrics(n)
+	n.raft, err = consensus.Open(consensus.Config{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.Raft, Advertise: cfg.AdvertiseRaft,
+		LogLevel: cfg.LogLevel, LogOutput: cfg.LogOutput, Observe: n.observe,
+		ApplyLatency: n.metrics.applySeconds,
+	})
+	if err != nil {
+		n.httpLn.Close()
+		return nil, err
+	}
+	n.members, err = replication.StartMembership(replication.MembershipConfig{
+		Meta: replication.Meta{
+			ID: cfg.NodeID, Instance: id.Instance, Building: cfg.Building, Raft: n.raft.LocalAddr(),
+			HTTP: n.httpAddr, Readers: cfg.Readers, Gossip: cfg.advertise(cfg.Gossip, cfg.AdvertiseGossip), Version: cfg.Version,
+		},
+		Bind: cfg.Gossip, Advertise: cfg.AdvertiseGossip, Key: cfg.GossipKey,
+		LogOutput: cfg.LogOutput, Debug: cfg.LogLevel == "debug", OnChange: n.poke,
+	})
+	if err != nil {
+		n.raft.Close()
+		n.httpLn.Close()
+		return nil, err
+	}
+	n.fwd = &replication.Forwarder{
+		NodeID: cfg.NodeID, Local: n.raft, Members: n.members, Secret: n.secret,
+		Client:    &http.Client{Timeout: api.WriteTimeout},
+		OnForward: n.metrics.forwarded.Inc,
+	}
+
+	if !hasState && len(cfg.Join) == 0 {
+		if err := n.prepareInit(); err != nil {
+			n.Stop()
+			return nil, err
+		}
+		if err := n.raft.Bootstrap(); err != nil {
+			n.Stop()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+		n.log.Info("bootstrapped a new single-node cluster", "data_dir", cfg.DataDir)
+	}
+
+	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	go n.joinLoop()
+	go n.leaderLoop()
+	n.log.Info("node started", "http", n.httpAddr, "raft", n.raft.LocalAddr(), "gossip", cfg.Gossip, "building", cfg.Building)
+	return n, nil
+}
+
+// prepareInit makes the Init command the bootstrap leader will apply: the
+// first account, the Administrator profile and operator, the cluster secret.
+func (n *Node) prepareInit() error {
+	pw := n.cfg.AdminPassword
+	generated := pw == ""
+	if generated {
+		var b [12]byte
+		rand.Read(b[:])
+		pw = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	name := n.cfg.Building
+	if n.cfg.Demo {
+		name = "Demo Integrator"
+	}
+	n.initAdmin = &command.Init{
+		AccountID: api.NewID(), AccountName: name, AccountKind: state.AccountEndCustomer,
+		ProfileID: api.NewID(), OperatorID: api.NewID(), Email: n.cfg.AdminEmail,
+		PasswordHash: string(hash), ClusterSecret: secret,
+	}
+	if generated {
+		// Printed once; only the hash is kept.
+		fmt.Fprintf(n.cfg.LogOutput, "\n  First operator: %s\n  Password (shown once): %s\n\n", n.cfg.AdminEmail, pw)
+	}
+	return nil
+}
+
+func (n *Node) secret() []byte {
+	var s []byte
+	n.raft.Read(func(st *state.State) { s = st.ClusterSecret })
+	return s
+}
+
+// poke asks the leader loop to reconcile soon; it never blocks.
+func (n *Node) poke() {
+	select {
+	case n.reconcile <- struct{}{}:
+	default:
+	}
+}
+
+// observe receives the state's change events after each applied batch.
+func (n *Node) observe(changes []state.Change) {
+	for _, c := range changes {
+		if c.Table == "removed_nodes" && c.ID == n.cfg.NodeID {
+			go n.removedSelf()
+		}
+		if c.Table == "removed_nodes" || c.Table == "*" {
+			n.poke()
+		}
+	}
+}
+
+// removedSelf leaves gossip when an administrator removed this data dir.
+func (n *Node) removedSelf() {
+	var removed bool
+	n.raft.Read(func(s *state.State) { removed = s.IsRemoved(n.cfg.NodeID, n.id.Instance) })
+	if removed {
+		n.log.Warn("an administrator removed this node from the cluster; it leaves gossip and serves only its local replica")
+		n.members.Leave(time.Second)
+	}
+}
+
+// joinLoop joins gossip through --join and the peers last seen, retrying
+// until some node answers, then keeps peers.json current.
+func (n *Node) joinLoop() {
+	defer n.wg.Done()
+	seeds := append(append([]string(nil), n.cfg.Join...), loadPeers(n.cfg.DataDir)...)
+	wait := 200 * time.Millisecond
+	for len(seeds) > 0 {
+		if k, err := n.members.Join(seeds); err == nil && k > 0 {
+			n.log.Info("joined gossip", "contacted", k)
+			break
+		} else {
+			n.log.Debug("gossip join failed; retrying", "seeds", seeds, "err", err)
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(wait):
+		}
+		if wait < 5*time.Second {
+			wait *= 2
+		}
+	}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	var last []string
+	for {
+		var peers []string
+		for _, m := range n.members.Members() {
+			if m.ID != n.cfg.NodeID && m.Gossip != "" {
+				peers = append(peers, m.Gossip)
+			}
+		}
+		sort.Strings(peers)
+		if len(peers) > 0 && fmt.Sprint(peers) != fmt.Sprint(last) {
+			if err := savePeers(n.cfg.DataDir, peers); err == nil {
+				last = peers
+			}
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Stop shuts the node down: leadership handed over, gossip left, HTTP
+// drained, Raft closed. Acknowledged writes are already on disk.
+func (n *Node) Stop() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		if n.raft != nil && n.raft.IsLeader() && n.hasOtherVoters() {
+			done := make(chan error, 1)
+			go func() { done <- n.raft.TransferLeadership() }()
+			select {
+			case e := <-done:
+				if e != nil {
+					n.log.Warn("leadership transfer failed", "err", e)
+				}
+			case <-time.After(2 * time.Second):
+				n.log.Warn("leadership transfer timed out")
+			}
+		}
+		if n.members != nil {
+			n.members.Leave(500 * time.Millisecond)
+		}
+		if n.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			n.http.Shutdown(ctx)
+			cancel()
+		} else if n.httpLn != nil {
+			n.httpLn.Close()
+		}
+		if n.raft != nil {
+			err = n.raft.Close()
+		}
+		n.wg.Wait()
+	})
+	return err
+}
+
+func (n *Node) hasOtherVoters() bool {
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.Voter && s.ID != n.cfg.NodeID {
+			return true
+		}
+	}
+	return false
+}
+
+// Addr is the advertised HTTP address.
+func (n *Node) Addr() string { return n.httpAddr }
+
+// ID is the node id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Raft exposes consensus to tests in this module.
+func (n *Node) Raft() *consensus.Raft { return n.raft }
+
+func parseLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+var _ = io.Discard

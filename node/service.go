@@ -1,0 +1,195 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"lintel/consensus"
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+	"lintel/replication"
+	"lintel/ui/api"
+)
+
+// service is what the API and the console use: writes through the
+// Forwarder, reads from the local replica.
+type service struct{ n *Node }
+
+var _ api.Service = service{}
+
+func (s service) Write(ctx context.Context, c command.Command) (state.Result, error) {
+	b, err := command.Encode(c)
+	if err != nil {
+		return state.Result{}, err
+	}
+	idx, res, err := s.n.fwd.Apply(ctx, b)
+	if err != nil {
+		return res, mapErr(err)
+	}
+	// Read-your-write: answer only once this node has applied the write.
+	if err := s.n.raft.WaitForIndex(ctx, idx); err != nil {
+		return res, api.ErrUnknownOutcome
+	}
+	return res, nil
+}
+
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, consensus.ErrNoLeader):
+		return api.ErrNoQuorum
+	case errors.Is(err, consensus.ErrUnknownOutcome), errors.Is(err, context.DeadlineExceeded):
+		return api.ErrUnknownOutcome
+	}
+	return err
+}
+
+func (s service) Read(fn func(*state.State)) { s.n.raft.Read(fn) }
+
+func (s service) Strong(ctx context.Context) error {
+	idx, err := s.n.fwd.ReadIndex(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	return s.n.raft.WaitForIndex(ctx, idx)
+}
+
+func (n *Node) ownStatus() replication.NodeStatus {
+	return replication.NodeStatus{
+		RaftState: n.raft.State(), Term: n.raft.Term(), AppliedIndex: n.raft.AppliedIndex(), LastContact: n.raft.LastContact(),
+	}
+}
+
+// Cluster joins three views: the Raft configuration (who votes), gossip
+// (who is alive, where) and each node's own status (asked in parallel).
+func (s service) Cluster(ctx context.Context) (api.ClusterView, error) {
+	n := s.n
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return api.ClusterView{}, err
+	}
+	leader, _ := n.raft.Leader()
+	var removed map[string]state.RemovedNode
+	n.raft.Read(func(st *state.State) {
+		removed = map[string]state.RemovedNode{}
+		for k, v := range st.RemovedNodes {
+			removed[k] = v
+		}
+	})
+	members := map[string]replication.Member{}
+	for _, m := range n.members.Members() {
+		members[m.ID] = m
+	}
+	view := api.ClusterView{Leader: leader, Term: n.raft.Term()}
+	seen := map[string]bool{}
+	add := func(id, raftAddr, suffrage string) {
+		seen[id] = true
+		m, ok := members[id]
+		nv := api.NodeView{ID: id, Building: m.Building, HTTPAddr: m.HTTP, RaftAddr: raftAddr, GossipAddr: m.Gossip,
+			Suffrage: suffrage, RaftState: "unknown", GossipState: "dead"}
+		if ok {
+			nv.GossipState = m.State
+			if nv.RaftAddr == "" {
+				nv.RaftAddr = m.Raft
+			}
+		}
+		view.Nodes = append(view.Nodes, nv)
+	}
+	for _, sv := range servers {
+		suff := "nonvoter"
+		if sv.Voter {
+			suff = "voter"
+		}
+		add(sv.ID, sv.Address, suff)
+	}
+	for id, m := range members {
+		if !seen[id] && !isRemoved(removed, m) && m.State != "dead" && m.State != "left" {
+			add(id, m.Raft, "nonvoter") // joining: gossip sees it, Raft does not yet
+		}
+	}
+	sort.Slice(view.Nodes, func(i, j int) bool { return view.Nodes[i].ID < view.Nodes[j].ID })
+
+	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range view.Nodes {
+		nv := &view.Nodes[i]
+		if nv.ID == n.cfg.NodeID {
+			fill(nv, n.ownStatus())
+			continue
+		}
+		if nv.HTTPAddr == "" || nv.GossipState == "dead" || nv.GossipState == "left" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st, err := n.fwd.Status(ctx, nv.HTTPAddr); err == nil {
+				fill(nv, st)
+			}
+		}()
+	}
+	wg.Wait()
+	return view, nil
+}
+
+func fill(nv *api.NodeView, st replication.NodeStatus) {
+	nv.RaftState = st.RaftState
+	if nv.RaftState == "shutdown" {
+		nv.RaftState = "unknown"
+	}
+	nv.AppliedIndex = st.AppliedIndex
+	if !st.LastContact.IsZero() {
+		t := st.LastContact.UTC()
+		nv.LastContact = &t
+	}
+	if st.RaftState == "leader" {
+		t := time.Now().UTC()
+		nv.LastContact = &t
+	}
+}
+
+// RemoveNode commits the removal (so no leader adds the node back while it
+// still gossips), then waits for the leader loop to take it out of Raft.
+func (s service) RemoveNode(ctx context.Context, actor, id string) error {
+	n := s.n
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, sv := range servers {
+		known = known || sv.ID == id
+	}
+	m, inGossip := n.members.Member(id)
+	if !known && !inGossip {
+		return api.ErrNodeNotFound
+	}
+	if _, err := s.Write(ctx, command.Command{
+		Header: command.Header{RequestID: api.NewID(), Actor: actor, At: time.Now().UTC()},
+		Body:   &command.RemoveNode{NodeID: id, Instance: m.Instance},
+	}); err != nil {
+		return err
+	}
+	for {
+		servers, err := n.raft.Servers()
+		if err != nil {
+			return err
+		}
+		still := false
+		for _, sv := range servers {
+			still = still || sv.ID == id
+		}
+		if !still {
+			n.members.Forget(id)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return api.ErrUnknownOutcome
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"lintel/consensus/state"
+)
+
+// ClusterView is GET /api/v1/cluster (SPEC 4.1).
+type ClusterView struct {
+	Leader string     `json:"leader"`
+	Term   uint64     `json:"term"`
+	Nodes  []NodeView `json:"nodes"`
+}
+
+// NodeView is one node of the cluster view.
+type NodeView struct {
+	ID           string     `json:"id"`
+	Building     string     `json:"building"`
+	HTTPAddr     string     `json:"http_addr"`
+	RaftAddr     string     `json:"raft_addr"`
+	GossipAddr   string     `json:"gossip_addr"`
+	Suffrage     string     `json:"suffrage"`
+	RaftState    string     `json:"raft_state"`
+	GossipState  string     `json:"gossip_state"`
+	AppliedIndex uint64     `json:"applied_index"`
+	LastContact  *time.Time `json:"last_contact"`
+}
+
+// ErrNodeNotFound is returned by RemoveNode for an id that is not a member.
+var ErrNodeNotFound = errors.New("no such node")
+
+func (a *API) getCluster(w http.ResponseWriter, r *http.Request, p *principal) {
+	ctx, cancel := context.WithTimeout(r.Context(), WriteTimeout)
+	defer cancel()
+	v, err := a.svc.Cluster(ctx)
+	if err != nil {
+		a.writeServiceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) removeNode(w http.ResponseWriter, r *http.Request, p *principal) {
+	if p.Profile.Name != state.AdministratorProfile {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may remove a node")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*WriteTimeout)
+	defer cancel()
+	err := a.svc.RemoveNode(ctx, p.Operator.ID, r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrNodeNotFound):
+		writeError(w, http.StatusNotFound, "node_not_found", "", "there is no node "+r.PathValue("id")+" in the cluster")
+	case err != nil:
+		a.writeServiceError(w, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
