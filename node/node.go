@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
+
 	"log/slog"
 	"net"
 	"net/http"
@@ -315,5 +315,3 @@ func parseLevel(s string) slog.Level {
 	}
 	return slog.LevelInfo
 }
-
-var _ = io.Discard

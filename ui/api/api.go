@@ -98,7 +98,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // write builds the command header, commits the command and maps the outcome.
 // It reports false when it has already answered with an error.
-func (a *API) write(w http.ResponseWriter, r *http.Request, p *principal, body command.Body) (json.RawMessage, bool) {
+func (a *API) write(w http.ResponseWriter, r *http.Request, p *Principal, body command.Body) (json.RawMessage, bool) {
 	c := command.Command{Header: command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC()}, Body: body}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if len(key) > 200 {

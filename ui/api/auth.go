@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -18,18 +19,18 @@ import (
 	"lintel/consensus/state"
 )
 
-// principal is who a request acts for.
-type principal struct {
+// Principal is who a request acts for.
+type Principal struct {
 	Operator  state.Operator
 	Account   state.Account
 	Profile   state.Profile
 	TokenHash string
 }
 
-func (p *principal) can(area, right string) bool { return p.Profile.Allows(area, right) }
+func (p *Principal) can(area, right string) bool { return p.Profile.Allows(area, right) }
 
 // canSite reports whether an operator limited to some sites may touch this one.
-func (p *principal) canSite(siteID string) bool {
+func (p *Principal) canSite(siteID string) bool {
 	if len(p.Operator.SiteIDs) == 0 {
 		return true
 	}
@@ -41,7 +42,7 @@ func (p *principal) canSite(siteID string) bool {
 	return false
 }
 
-type authedHandler func(w http.ResponseWriter, r *http.Request, p *principal)
+type authedHandler func(w http.ResponseWriter, r *http.Request, p *Principal)
 
 // HashToken is how session and API tokens are kept: a SHA-256 of a 256-bit
 // random token (a slow hash adds nothing at that entropy, and every request pays it).
@@ -61,13 +62,13 @@ func tokenOf(r *http.Request) string {
 }
 
 // Authenticate resolves a request's session; the console uses it too.
-func (a *API) Authenticate(r *http.Request) (*principal, bool) {
+func (a *API) Authenticate(r *http.Request) (*Principal, bool) {
 	tok := tokenOf(r)
 	if tok == "" {
 		return nil, false
 	}
 	hash := HashToken(tok)
-	var p *principal
+	var p *Principal
 	a.svc.Read(func(s *state.State) {
 		sess, ok := s.SessionByTokenHash(hash, a.now())
 		if !ok {
@@ -81,7 +82,7 @@ func (a *API) Authenticate(r *http.Request) (*principal, bool) {
 		if !ok {
 			return
 		}
-		p = &principal{Operator: o, Account: acc, Profile: s.Profiles[o.ProfileID], TokenHash: hash}
+		p = &Principal{Operator: o, Account: acc, Profile: s.Profiles[o.ProfileID], TokenHash: hash}
 	})
 	return p, p != nil
 }
@@ -130,7 +131,7 @@ type accountRef struct {
 	Kind string `json:"kind"`
 }
 
-func viewSession(p *principal) sessionView {
+func viewSession(p *Principal) sessionView {
 	o := p.Operator
 	ids := o.SiteIDs
 	if ids == nil {
@@ -151,16 +152,39 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	email := strings.ToLower(strings.TrimSpace(req.Email))
-	if email == "" || req.Password == "" {
-		writeError(w, http.StatusBadRequest, "required", "email", "email and password are both required")
+	p, lerr := a.Login(w, r, req.Email, req.Password)
+	if lerr != nil {
+		if lerr.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(lerr.RetryAfter))
+		}
+		writeError(w, lerr.Status, lerr.Code, lerr.Field, lerr.Message)
 		return
+	}
+	writeJSON(w, http.StatusOK, viewSession(p))
+}
+
+// LoginError is why a login failed, in the API's words.
+type LoginError struct {
+	Status     int
+	Code       string
+	Field      string
+	Message    string
+	RetryAfter int // seconds, for 429 and 503
+}
+
+func (e *LoginError) Error() string { return e.Message }
+
+// Login checks the password, commits a new session and sets its cookie on w.
+// The API and the console's login form share it.
+func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password string) (*Principal, *LoginError) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" || password == "" {
+		return nil, &LoginError{Status: http.StatusBadRequest, Code: "required", Field: "email", Message: "email and password are both required"}
 	}
 	ip := clientIP(r)
 	if wait := a.throttle.blocked(a.now(), "email:"+email, "ip:"+ip); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
-		writeError(w, http.StatusTooManyRequests, "too_many_attempts", "", "too many failed logins; wait before trying again")
-		return
+		return nil, &LoginError{Status: http.StatusTooManyRequests, Code: "too_many_attempts", RetryAfter: int(wait.Seconds() + 0.999),
+			Message: "too many failed logins; wait a minute before trying again"}
 	}
 	var op state.Operator
 	var found bool
@@ -169,44 +193,64 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	if found {
 		hash = []byte(op.PasswordHash)
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || !found {
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found {
 		a.throttle.fail(a.now(), "email:"+email, "ip:"+ip)
-		writeError(w, http.StatusUnauthorized, "bad_credentials", "", "the email or the password is wrong")
-		return
+		return nil, &LoginError{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "the email or the password is wrong"}
 	}
 	if op.Status != state.OperatorActivated {
-		writeError(w, http.StatusForbidden, "operator_not_active", "", "this operator is "+op.Status+"; ask an administrator")
-		return
+		return nil, &LoginError{Status: http.StatusForbidden, Code: "operator_not_active", Message: "this operator is " + op.Status + "; ask an administrator"}
 	}
 	a.throttle.reset("email:" + email)
 	token := newToken()
 	now := a.now().UTC()
-	p := &principal{Operator: op}
-	if _, ok := a.write(w, r, p, &command.CreateSession{
-		SessionID: newID(), TokenHash: HashToken(token), OperatorID: op.ID, ExpiresAt: now.Add(SessionTTL),
-	}); !ok {
-		return
+	c := command.Command{
+		Header: command.Header{RequestID: newID(), Actor: op.ID, At: now},
+		Body:   &command.CreateSession{SessionID: newID(), TokenHash: HashToken(token), OperatorID: op.ID, ExpiresAt: now.Add(SessionTTL)},
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), WriteTimeout)
+	defer cancel()
+	res, err := a.svc.Write(ctx, c)
+	if err != nil {
+		return nil, &LoginError{Status: http.StatusServiceUnavailable, Code: "no_quorum", RetryAfter: 1,
+			Message: "the cluster has no leader right now, so no session could be started; try again in a moment"}
+	}
+	if res.Err != nil {
+		return nil, &LoginError{Status: statusOf[res.Err.Kind], Code: res.Err.Code, Message: res.Err.Message}
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: r.TLS != nil, Expires: now.Add(SessionTTL),
 	})
+	p := &Principal{Operator: op, TokenHash: HashToken(token)}
 	a.svc.Read(func(s *state.State) {
 		p.Account = s.Accounts[op.AccountID]
 		p.Profile = s.Profiles[op.ProfileID]
 	})
-	writeJSON(w, http.StatusOK, viewSession(p))
+	return p, nil
 }
 
-func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	writeJSON(w, http.StatusOK, viewSession(p))
-}
-
-func (a *API) logout(w http.ResponseWriter, r *http.Request, p *principal) {
-	if _, ok := a.write(w, r, p, &command.DeleteSession{TokenHash: p.TokenHash}); !ok {
-		return
+// Logout ends the request's session and clears its cookie.
+func (a *API) Logout(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	ctx, cancel := context.WithTimeout(r.Context(), WriteTimeout)
+	defer cancel()
+	c := command.Command{Header: command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC()},
+		Body: &command.DeleteSession{TokenHash: p.TokenHash}}
+	if _, err := a.svc.Write(ctx, c); err != nil {
+		return err
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+	return nil
+}
+
+func (a *API) getSession(w http.ResponseWriter, r *http.Request, p *Principal) {
+	writeJSON(w, http.StatusOK, viewSession(p))
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if err := a.Logout(w, r, p); err != nil {
+		a.writeServiceError(w, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -283,4 +327,3 @@ func (t *throttle) reset(key string) {
 	delete(t.fails, key)
 	t.mu.Unlock()
 }
-

@@ -33,7 +33,7 @@ type NodeView struct {
 // ErrNodeNotFound is returned by RemoveNode for an id that is not a member.
 var ErrNodeNotFound = errors.New("no such node")
 
-func (a *API) getCluster(w http.ResponseWriter, r *http.Request, p *principal) {
+func (a *API) getCluster(w http.ResponseWriter, r *http.Request, p *Principal) {
 	ctx, cancel := context.WithTimeout(r.Context(), WriteTimeout)
 	defer cancel()
 	v, err := a.svc.Cluster(ctx)
@@ -44,7 +44,7 @@ func (a *API) getCluster(w http.ResponseWriter, r *http.Request, p *principal) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (a *API) removeNode(w http.ResponseWriter, r *http.Request, p *principal) {
+func (a *API) removeNode(w http.ResponseWriter, r *http.Request, p *Principal) {
 	if p.Profile.Name != state.AdministratorProfile {
 		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may remove a node")
 		return

@@ -35,7 +35,7 @@ func viewSite(s *state.State, x state.Site) siteView {
 
 func siteKey(v siteView) string { return v.Name + "\x00" + v.ID }
 
-func (a *API) listSites(w http.ResponseWriter, r *http.Request, p *principal) {
+func (a *API) listSites(w http.ResponseWriter, r *http.Request, p *Principal) {
 	q, ok := parseList(w, r)
 	if !ok || !a.strong(w, r) {
 		return
@@ -51,7 +51,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request, p *principal) {
 	writeJSON(w, http.StatusOK, page(items, siteKey, q))
 }
 
-func (a *API) createSite(w http.ResponseWriter, r *http.Request, p *principal) {
+func (a *API) createSite(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var req struct {
 		Name string `json:"name"`
 	}
@@ -70,7 +70,7 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request, p *principal) {
 }
 
 // findSite returns a site of the principal's account, or answers 404.
-func (a *API) findSite(w http.ResponseWriter, p *principal, id string) (siteView, bool) {
+func (a *API) findSite(w http.ResponseWriter, p *Principal, id string) (siteView, bool) {
 	var v siteView
 	found := false
 	a.svc.Read(func(s *state.State) {
@@ -85,7 +85,7 @@ func (a *API) findSite(w http.ResponseWriter, p *principal, id string) (siteView
 	return v, found
 }
 
-func (a *API) getSite(w http.ResponseWriter, r *http.Request, p *principal) {
+func (a *API) getSite(w http.ResponseWriter, r *http.Request, p *Principal) {
 	if !a.strong(w, r) {
 		return
 	}
@@ -94,7 +94,7 @@ func (a *API) getSite(w http.ResponseWriter, r *http.Request, p *principal) {
 	}
 }
 
-func (a *API) deleteSite(w http.ResponseWriter, r *http.Request, p *principal) {
+func (a *API) deleteSite(w http.ResponseWriter, r *http.Request, p *Principal) {
 	id := r.PathValue("id")
 	if _, ok := a.findSite(w, p, id); !ok {
 		return
