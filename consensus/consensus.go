@@ -76,15 +76,22 @@ type Raft struct {
 
 // Open opens (or creates) the Raft state in DataDir/raft and DataDir/snapshots.
 func Open(c Config) (*Raft, error) {
-	if c.Advertise == "" {
-		c.Advertise = c.Bind
-	}
-	adv, err := net.ResolveTCPAddr("tcp", c.Advertise)
-	if err != nil {
-		return nil, fmt.Errorf("raft advertise address %q: %w", c.Advertise, err)
-	}
-	if adv.IP == nil || adv.IP.IsUnspecified() {
-		return nil, fmt.Errorf("raft advertise address %q is not an address other nodes can dial; set --advertise-raft", c.Advertise)
+	// Without an advertise address the transport offers its own listener's
+	// address (port 0 becomes the real port); it refuses 0.0.0.0.
+	var adv net.Addr // a nil interface, not a nil *TCPAddr: the transport checks for nil
+	if c.Advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", c.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("raft advertise address %q: %w", c.Advertise, err)
+		}
+		if a.IP == nil || a.IP.IsUnspecified() || a.Port == 0 {
+			return nil, fmt.Errorf("raft advertise address %q is not an address other nodes can dial; set --advertise-raft", c.Advertise)
+		}
+		adv = a
+	} else if h, _, err := net.SplitHostPort(c.Bind); err == nil {
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			return nil, fmt.Errorf("raft listens on %q, which other nodes cannot dial; set --advertise-raft", c.Bind)
+		}
 	}
 	out := c.LogOutput
 	if out == nil {

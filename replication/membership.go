@@ -91,7 +91,7 @@ func StartMembership(c MembershipConfig) (*Membership, error) {
 		return nil, fmt.Errorf("gossip advertise address %q: %w", adv, err)
 	}
 	if ip := net.ParseIP(ahost); ip == nil || ip.IsUnspecified() {
-		return nil, fmt.Errorf("gossip advertise address %q is not an address other nodes can reach; set --advertise-gossip", adv)
+		return nil, fmt.Errorf("gossip advertise address %q is not an IP address other nodes can reach; set --advertise-gossip to this node's IP and port", adv)
 	}
 	mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
 	if c.Key != "" {
@@ -115,6 +115,14 @@ func StartMembership(c MembershipConfig) (*Membership, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", c.Bind, err)
 	}
 	m.ml = ml
+	// The address gossip really advertises (a port 0 became a real port).
+	m.mu.Lock()
+	m.meta.Gossip = ml.LocalNode().Address()
+	m.mu.Unlock()
+	if err := ml.UpdateNode(time.Second); err != nil {
+		ml.Shutdown()
+		return nil, err
+	}
 	return m, nil
 }
 
