@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 
 	"lintel/consensus/command"
 	"lintel/consensus/state"
@@ -104,9 +106,9 @@ func Open(c Config) (*Raft, error) {
 		return nil, err
 	}
 	// fsync stays on: NoSync loses acknowledged writes on a crash.
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	store, err := openStore(filepath.Join(raftDir, "raft.db"))
 	if err != nil {
-		return nil, fmt.Errorf("open raft log: %w", err)
+		return nil, err
 	}
 	cache, err := raft.NewLogCache(1024, store)
 	if err != nil {
@@ -143,7 +145,7 @@ func HasState(dataDir string) (bool, error) {
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: p})
+	store, err := openStore(p)
 	if err != nil {
 		return false, err
 	}
@@ -153,6 +155,19 @@ func HasState(dataDir string) (bool, error) {
 		return false, err
 	}
 	return raft.HasExistingState(store, store, snaps)
+}
+
+// openStore opens the bolt log with fsync on. The lock timeout turns a second
+// process on the same data dir into an error instead of a hang.
+func openStore(path string) (*raftboltdb.BoltStore, error) {
+	s, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	if errors.Is(err, bberrors.ErrTimeout) {
+		return nil, fmt.Errorf("%s is in use by another lintel process; stop it or choose another --data-dir", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Bootstrap makes this node the single voter of a new cluster.

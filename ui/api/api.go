@@ -227,12 +227,16 @@ var statusOf = map[state.Kind]int{
 	state.Forbidden: http.StatusForbidden,
 }
 
-func writeRejection(w http.ResponseWriter, r *state.Rejection) {
-	st, ok := statusOf[r.Kind]
-	if !ok {
-		st = http.StatusBadRequest
+// StatusOf is the HTTP status of a rejection; the console uses it too.
+func StatusOf(r *state.Rejection) int {
+	if st, ok := statusOf[r.Kind]; ok {
+		return st
 	}
-	writeError(w, st, r.Code, r.Field, r.Message)
+	return http.StatusBadRequest
+}
+
+func writeRejection(w http.ResponseWriter, r *state.Rejection) {
+	writeError(w, StatusOf(r), r.Code, r.Field, r.Message)
 }
 
 func trimmed(s string) string { return strings.TrimSpace(s) }

@@ -29,8 +29,8 @@ type Principal struct {
 
 func (p *Principal) can(area, right string) bool { return p.Profile.Allows(area, right) }
 
-// canSite reports whether an operator limited to some sites may touch this one.
-func (p *Principal) canSite(siteID string) bool {
+// CanSite reports whether an operator limited to some sites may touch this one.
+func (p *Principal) CanSite(siteID string) bool {
 	if len(p.Operator.SiteIDs) == 0 {
 		return true
 	}
@@ -215,7 +215,7 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 			Message: "the cluster has no leader right now, so no session could be started; try again in a moment"}
 	}
 	if res.Err != nil {
-		return nil, &LoginError{Status: statusOf[res.Err.Kind], Code: res.Err.Code, Message: res.Err.Message}
+		return nil, &LoginError{Status: StatusOf(res.Err), Code: res.Err.Code, Message: res.Err.Message}
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,

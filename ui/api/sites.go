@@ -43,7 +43,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []siteView
 	a.svc.Read(func(s *state.State) {
 		for _, x := range s.SitesOf(p.Account.ID) {
-			if p.canSite(x.ID) && matches(q.Q, x.Name) {
+			if p.CanSite(x.ID) && matches(q.Q, x.Name) {
 				items = append(items, viewSite(s, x))
 			}
 		}
@@ -75,7 +75,7 @@ func (a *API) findSite(w http.ResponseWriter, p *Principal, id string) (siteView
 	found := false
 	a.svc.Read(func(s *state.State) {
 		x, ok := s.Sites[id]
-		if ok && x.AccountID == p.Account.ID && p.canSite(id) {
+		if ok && x.AccountID == p.Account.ID && p.CanSite(id) {
 			v, found = viewSite(s, x), true
 		}
 	})
