@@ -128,7 +128,7 @@ func Start(cfg Config) (*Node, error) {
 	}()
 	go n.joinLoop()
 	go n.leaderLoop()
-	n.log.Info("node started", "http", n.httpAddr, "raft", n.raft.LocalAddr(), "gossip", cfg.Gossip, "building", cfg.Building)
+	n.log.Info("node started", "http", n.httpAddr, "raft", n.raft.LocalAddr(), "gossip", n.members.Addr(), "building", cfg.Building)
 	return n, nil
 }
 
@@ -315,3 +315,6 @@ func parseLevel(s string) slog.Level {
 	}
 	return slog.LevelInfo
 }
+
+// GossipAddr is the advertised gossip address, for --join.
+func (n *Node) GossipAddr() string { return n.members.Addr() }

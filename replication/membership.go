@@ -55,6 +55,7 @@ type Membership struct {
 	cfg      MembershipConfig
 	mu       sync.Mutex
 	meta     Meta
+	gone     bool // left or shut down: memberlist panics on a second Leave
 	known    map[string]Member // every node seen, with the last state gossip reported
 	onChange func()
 }
@@ -184,6 +185,9 @@ func (m *Membership) Forget(id string) {
 
 // Leave tells the others this node is going, then stops gossip.
 func (m *Membership) Leave(timeout time.Duration) error {
+	if !m.markGone() {
+		return nil
+	}
 	err := m.ml.Leave(timeout)
 	if serr := m.ml.Shutdown(); err == nil {
 		err = serr
@@ -192,7 +196,21 @@ func (m *Membership) Leave(timeout time.Duration) error {
 }
 
 // Shutdown stops gossip without a goodbye (the others will see it dead).
-func (m *Membership) Shutdown() error { return m.ml.Shutdown() }
+func (m *Membership) Shutdown() error {
+	if !m.markGone() {
+		return nil
+	}
+	return m.ml.Shutdown()
+}
+
+// markGone reports whether this call is the first to stop gossip.
+func (m *Membership) markGone() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	first := !m.gone
+	m.gone = true
+	return first
+}
 
 func stateName(s memberlist.NodeStateType) string {
 	switch s {
@@ -259,4 +277,11 @@ func (f *levelFilter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return f.w.Write(p)
+}
+
+// Addr is the gossip address this node advertises.
+func (m *Membership) Addr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.meta.Gossip
 }
