@@ -55,7 +55,7 @@ type Membership struct {
 	cfg      MembershipConfig
 	mu       sync.Mutex
 	meta     Meta
-	gone     bool // left or shut down: memberlist panics on a second Leave
+	gone     bool              // left or shut down: memberlist panics on a second Leave
 	known    map[string]Member // every node seen, with the last state gossip reported
 	onChange func()
 }
