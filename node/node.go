@@ -57,6 +57,10 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	// The log holds the cluster secret and password hashes: only this user may read it.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	id, err := loadIdentity(cfg.DataDir, cfg.NodeID)
 	if err != nil {
 		return nil, err
