@@ -29,6 +29,9 @@ type Meta struct {
 	Readers  string `json:"rd"`
 	Gossip   string `json:"g"`
 	Version  string `json:"v"`
+	// Leaving is gossiped just before a clean stop: memberlist's leave event
+	// does not tell a node that left from one that died.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Member is a node as gossip sees it.
@@ -188,6 +191,10 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	if !m.markGone() {
 		return nil
 	}
+	m.mu.Lock()
+	m.meta.Leaving = true
+	m.mu.Unlock()
+	m.ml.UpdateNode(timeout / 2)
 	err := m.ml.Leave(timeout)
 	if serr := m.ml.Shutdown(); err == nil {
 		err = serr
@@ -230,6 +237,9 @@ func (m *Membership) record(n *memberlist.Node, st string) {
 		return // not a lintel node, or an older format: ignore rather than guess
 	}
 	m.mu.Lock()
+	if meta.Leaving && st == "alive" {
+		st = "left"
+	}
 	m.known[n.Name] = Member{Meta: meta, State: st}
 	m.mu.Unlock()
 	if m.onChange != nil {
@@ -260,7 +270,8 @@ func (e *events) NotifyJoin(n *memberlist.Node)   { e.m.record(n, "alive") }
 func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.record(n, "alive") }
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	st := "dead"
-	if n.State == memberlist.StateLeft {
+	var meta Meta
+	if json.Unmarshal(n.Meta, &meta) == nil && meta.Leaving {
 		st = "left"
 	}
 	e.m.record(n, st)
