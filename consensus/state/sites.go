@@ -38,10 +38,8 @@ func (s *State) applyCreateSite(c command.Command, b *command.CreateSite, ch *ch
 		return nil, reject(Conflict, "duplicate_id", "id", "a site with id %s already exists", b.ID)
 	}
 	name := strings.TrimSpace(b.Name)
-	for _, x := range s.Sites {
-		if x.AccountID == b.AccountID && strings.EqualFold(x.Name, name) {
-			return nil, reject(Conflict, "duplicate_name", "name", "a site named %q already exists in this account; choose another name", name)
-		}
+	if _, dup := s.siteByName[siteNameKey(b.AccountID, name)]; dup {
+		return nil, reject(Conflict, "duplicate_name", "name", "a site named %q already exists in this account; choose another name", name)
 	}
 	site := Site{
 		ID: b.ID, AccountID: b.AccountID, Name: name, CreatedAt: c.At.UTC(),
@@ -49,6 +47,7 @@ func (s *State) applyCreateSite(c command.Command, b *command.CreateSite, ch *ch
 		OfflineGrace: DefaultOfflineGrace, OfflinePolicy: OfflineDeny,
 	}
 	s.Sites[b.ID] = site
+	s.siteByName[siteNameKey(b.AccountID, name)] = b.ID
 	ch.put("sites", b.ID)
 	return site, nil
 }
@@ -64,8 +63,14 @@ func (s *State) applyDeleteSite(b *command.DeleteSite, ch *changes) (any, *Rejec
 		return nil, reject(Conflict, "site_not_empty", "", "site %q still has %d reader configurations, %d cards and %d configurators; delete them first", site.Name, u.Configurations, u.Users, u.Configurators)
 	}
 	delete(s.Sites, b.ID)
+	delete(s.siteByName, siteNameKey(site.AccountID, site.Name))
 	ch.del("sites", b.ID)
 	return nil, nil
+}
+
+// siteNameKey makes site names unique per account, case-insensitively.
+func siteNameKey(accountID, name string) string {
+	return accountID + "\x00" + strings.ToLower(name)
 }
 
 // SiteUsage holds the counts the site list shows (seed 003, figure 43).

@@ -53,7 +53,7 @@ type Change struct {
 // Retry windows of the dedup table: a plain request id guards against the
 // retries of an unknown outcome; an Idempotency-Key is kept 24 h (SPEC 3.1).
 const (
-	DedupRetryWindow       = 10 * time.Minute
+	DedupRetryWindow       = 2 * time.Minute
 	DedupIdempotencyWindow = 24 * time.Hour
 )
 
@@ -77,6 +77,7 @@ type State struct {
 	DedupIdempotent []string `json:"dedup_idempotent"`
 
 	operatorByEmail map[string]string // derived: lower-case email → operator id
+	siteByName      map[string]string // derived: account id + lower-case name → site id
 }
 
 // DedupEntry keeps the first answer to a request id.
@@ -106,6 +107,10 @@ func (s *State) reindex() {
 	s.operatorByEmail = make(map[string]string, len(s.Operators))
 	for id, o := range s.Operators {
 		s.operatorByEmail[normEmail(o.Email)] = id
+	}
+	s.siteByName = make(map[string]string, len(s.Sites))
+	for id, x := range s.Sites {
+		s.siteByName[siteNameKey(x.AccountID, x.Name)] = id
 	}
 }
 
@@ -210,6 +215,7 @@ func (s *State) Clone() *State {
 	c.DedupRetry = append([]string(nil), s.DedupRetry...)
 	c.DedupIdempotent = append([]string(nil), s.DedupIdempotent...)
 	c.operatorByEmail = maps.Clone(s.operatorByEmail)
+	c.siteByName = maps.Clone(s.siteByName)
 	return &c
 }
 

@@ -169,6 +169,8 @@ func TestState_DeleteSite(t *testing.T) {
 		t.Fatal("site still there")
 	}
 	h.mustReject(&command.DeleteSite{ID: "s1", AccountID: "acc"}, "site_not_found")
+	// The name is free again.
+	h.mustApply(&command.CreateSite{ID: "s2", AccountID: "acc", Name: "london"})
 }
 
 func TestState_RemoveNode(t *testing.T) {
@@ -261,6 +263,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	// Derived indexes are rebuilt.
 	if _, ok := got.OperatorByEmail("admin@example.com"); !ok {
 		t.Fatal("email index not rebuilt")
+	}
+	dup := command.Command{Header: command.Header{RequestID: "dup", At: h.at}, Body: &command.CreateSite{ID: "s9", AccountID: "acc", Name: "LONDON"}}
+	if res, _ := got.Apply(99, dup); res.Err == nil || res.Err.Code != "duplicate_name" {
+		t.Fatalf("site name index not rebuilt: %+v", res.Err)
 	}
 	// The restored state goes on applying like the original.
 	c := command.Command{Header: command.Header{RequestID: "next", At: h.at.Add(time.Second)}, Body: &command.CreateSite{ID: "s2", AccountID: "acc", Name: "Paris"}}
