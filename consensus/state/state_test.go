@@ -265,7 +265,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal("email index not rebuilt")
 	}
 	dup := command.Command{Header: command.Header{RequestID: "dup", At: h.at}, Body: &command.CreateSite{ID: "s9", AccountID: "acc", Name: "LONDON"}}
-	if res, _ := got.Apply(99, dup); res.Err == nil || res.Err.Code != "duplicate_name" {
+	if res, _ := got.Clone().Apply(99, dup); res.Err == nil || res.Err.Code != "duplicate_name" {
 		t.Fatalf("site name index not rebuilt: %+v", res.Err)
 	}
 	// The restored state goes on applying like the original.
