@@ -357,6 +357,3 @@ func (r *Raft) Close() error {
 	}
 	return err
 }
-
-// CaughtUp reports whether this node has applied everything it knows is committed.
-func (r *Raft) CaughtUp() bool { return r.raft.AppliedIndex() >= r.raft.CommitIndex() }

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -33,23 +35,30 @@ func (n *Node) routes() http.Handler {
 }
 
 // readyz: ready when a leader is known and this node has applied the
-// commit index the leader last told it.
+// leader's read index. A follower's own commit index is no guide: it only
+// covers the entries it has received so far.
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	reason := ""
 	leader, _ := n.raft.Leader()
 	var initialized bool
 	n.raft.Read(func(s *state.State) { initialized = s.Initialized })
-	switch {
-	case leader == "":
+	if leader == "" {
 		reason = "no leader known"
-	case !n.raft.CaughtUp():
-		reason = "catching up with the leader"
-	case !initialized:
-		reason = "the cluster has not been initialized yet"
-	case !n.raft.IsLeader() && time.Since(n.raft.LastContact()) > 3*time.Second:
-		reason = "no contact with the leader for over 3s"
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		idx, err := n.fwd.ReadIndex(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			reason = "the leader did not answer: " + err.Error()
+		case n.raft.AppliedIndex() < idx:
+			reason = fmt.Sprintf("catching up with the leader: applied %d of %d", n.raft.AppliedIndex(), idx)
+		case !initialized:
+			reason = "the cluster has not been initialized yet"
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	if reason != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		json.NewEncoder(w).Encode(map[string]string{"status": "not_ready", "reason": reason})

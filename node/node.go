@@ -41,10 +41,11 @@ type Node struct {
 	// loop applies it as the Init command.
 	initAdmin *command.Init
 
-	reconcile chan struct{}
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	closeOnce sync.Once
+	reconcile      chan struct{}
+	membersChanged chan struct{}
+	stop           chan struct{}
+	wg             sync.WaitGroup
+	closeOnce      sync.Once
 }
 
 // Start opens every part of the node and starts serving. Stop undoes it.
@@ -52,7 +53,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.LogOutput == nil {
 		cfg.LogOutput = os.Stderr
 	}
-	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), membersChanged: make(chan struct{}, 1), stop: make(chan struct{})}
 	n.log = slog.New(slog.NewTextHandler(cfg.LogOutput, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)})).With("node", cfg.NodeID)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -97,7 +98,7 @@ func Start(cfg Config) (*Node, error) {
 			HTTP: n.httpAddr, Readers: cfg.Readers, Gossip: cfg.advertise(cfg.Gossip, cfg.AdvertiseGossip), Version: cfg.Version,
 		},
 		Bind: cfg.Gossip, Advertise: cfg.AdvertiseGossip, Key: cfg.GossipKey,
-		LogOutput: cfg.LogOutput, Debug: cfg.LogLevel == "debug", OnChange: n.poke,
+		LogOutput: cfg.LogOutput, Debug: cfg.LogLevel == "debug", OnChange: n.membersChange,
 	})
 	if err != nil {
 		n.raft.Close()
@@ -182,6 +183,15 @@ func (n *Node) poke() {
 	}
 }
 
+// membersChange is gossip's callback: it must not block.
+func (n *Node) membersChange() {
+	n.poke()
+	select {
+	case n.membersChanged <- struct{}{}:
+	default:
+	}
+}
+
 // observe receives the state's change events after each applied batch.
 func (n *Node) observe(changes []state.Change) {
 	for _, c := range changes {
@@ -204,50 +214,58 @@ func (n *Node) removedSelf() {
 	}
 }
 
-// joinLoop joins gossip through --join and the peers last seen, retrying
-// until some node answers, then keeps peers.json current.
+// joinLoop keeps this node in gossip: while it sees no other live node it
+// tries --join and the peers it remembers, with backoff; whenever the members
+// change it saves them to peers.json, so a restart finds the cluster again.
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
-	seeds := append(append([]string(nil), n.cfg.Join...), loadPeers(n.cfg.DataDir)...)
 	wait := 200 * time.Millisecond
-	for len(seeds) > 0 {
-		if k, err := n.members.Join(seeds); err == nil && k > 0 {
-			n.log.Info("joined gossip", "contacted", k)
-			break
-		} else {
-			n.log.Debug("gossip join failed; retrying", "seeds", seeds, "err", err)
+	var saved []string
+	for {
+		peers, others := n.peerAddrs()
+		if len(peers) > 0 && fmt.Sprint(peers) != fmt.Sprint(saved) {
+			if err := savePeers(n.cfg.DataDir, peers); err != nil {
+				n.log.Warn("could not save peers", "err", err)
+			} else {
+				saved = peers
+			}
+		}
+		if others == 0 {
+			seeds := append(append([]string(nil), n.cfg.Join...), loadPeers(n.cfg.DataDir)...)
+			if len(seeds) > 0 {
+				if k, err := n.members.Join(seeds); err == nil && k > 0 {
+					n.log.Info("joined gossip", "contacted", k)
+					wait = 200 * time.Millisecond
+				} else {
+					n.log.Debug("gossip join failed; retrying", "seeds", seeds, "err", err)
+					if wait < 5*time.Second {
+						wait *= 2
+					}
+				}
+			}
 		}
 		select {
 		case <-n.stop:
 			return
+		case <-n.membersChanged:
 		case <-time.After(wait):
 		}
-		if wait < 5*time.Second {
-			wait *= 2
+	}
+}
+
+// peerAddrs lists the gossip addresses of the other nodes, and how many are alive.
+func (n *Node) peerAddrs() (peers []string, alive int) {
+	for _, m := range n.members.Members() {
+		if m.ID == n.cfg.NodeID || m.Gossip == "" {
+			continue
+		}
+		peers = append(peers, m.Gossip)
+		if m.State == "alive" || m.State == "suspect" {
+			alive++
 		}
 	}
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	var last []string
-	for {
-		var peers []string
-		for _, m := range n.members.Members() {
-			if m.ID != n.cfg.NodeID && m.Gossip != "" {
-				peers = append(peers, m.Gossip)
-			}
-		}
-		sort.Strings(peers)
-		if len(peers) > 0 && fmt.Sprint(peers) != fmt.Sprint(last) {
-			if err := savePeers(n.cfg.DataDir, peers); err == nil {
-				last = peers
-			}
-		}
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-	}
+	sort.Strings(peers)
+	return peers, alive
 }
 
 // Stop shuts the node down: leadership handed over, gossip left, HTTP

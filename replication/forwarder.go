@@ -48,7 +48,12 @@ const (
 	maxClockSkew  = 2 * time.Minute
 )
 
-var errRetry = errors.New("retry")
+// errRetry: try again, nothing was applied. errMaybe: try again with the
+// same bytes; the last attempt may have been applied.
+var (
+	errRetry = errors.New("retry")
+	errMaybe = errors.New("retry; the last attempt may have been applied")
+)
 
 // Apply commits an encoded command through the leader. It returns the index
 // at which it was applied and the state's result.
@@ -59,8 +64,11 @@ func (f *Forwarder) Apply(ctx context.Context, b []byte) (uint64, state.Result, 
 		var err error
 		if f.Local.IsLeader() {
 			idx, res, err = f.Local.ApplyEncoded(ctx, b)
-			if errors.Is(err, consensus.ErrNotLeader) || errors.Is(err, consensus.ErrUnknownOutcome) {
+			switch {
+			case errors.Is(err, consensus.ErrNotLeader):
 				return errRetry
+			case errors.Is(err, consensus.ErrUnknownOutcome):
+				return errMaybe
 			}
 			return err
 		}
@@ -91,6 +99,9 @@ func (f *Forwarder) ReadIndex(ctx context.Context) (uint64, error) {
 		}
 		var out applyAnswer
 		if err := f.call(ctx, PathReadIndex, nil, &out); err != nil {
+			if errors.Is(err, errMaybe) {
+				return errRetry // a read changes nothing: its outcome is never in doubt
+			}
 			return err
 		}
 		idx = out.Index
@@ -99,22 +110,38 @@ func (f *Forwarder) ReadIndex(ctx context.Context) (uint64, error) {
 	return idx, err
 }
 
+// noLeaderGiveUp: an election takes well under a second; a node that has
+// known no leader for this long is cut off, and says so at once rather than
+// at the end of the caller's deadline.
+const noLeaderGiveUp = 2 * time.Second
+
 // retry runs try until it succeeds, fails for good, or ctx ends. A write
-// whose outcome stayed unknown reports ErrUnknownOutcome, not "no leader".
+// that may have reached a leader reports ErrUnknownOutcome; one that never
+// did reports ErrNoLeader.
 func (f *Forwarder) retry(ctx context.Context, try func() error) error {
 	wait := 10 * time.Millisecond
-	sawLeader := false
+	maybe := false
+	var leaderless time.Time
 	for {
 		err := try()
-		if !errors.Is(err, errRetry) {
+		switch {
+		case errors.Is(err, errMaybe):
+			maybe = true
+		case !errors.Is(err, errRetry):
 			return err
 		}
 		if id, _ := f.Local.Leader(); id != "" {
-			sawLeader = true
+			leaderless = time.Time{}
+		} else if leaderless.IsZero() {
+			leaderless = time.Now()
+		}
+		giveUp := !leaderless.IsZero() && time.Since(leaderless) > noLeaderGiveUp
+		if giveUp && !maybe {
+			return consensus.ErrNoLeader
 		}
 		select {
 		case <-ctx.Done():
-			if sawLeader {
+			if maybe {
 				return consensus.ErrUnknownOutcome
 			}
 			return consensus.ErrNoLeader
@@ -153,15 +180,18 @@ func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *app
 	sign(req, secret, f.NodeID, path, body)
 	resp, err := f.Client.Do(req)
 	if err != nil {
-		return errRetry
+		return errMaybe // sent, perhaps received: only the request id can tell
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusServiceUnavailable {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return errRetry
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(out)
+		if out.Error == "not_leader" {
+			return errRetry
+		}
+		return errMaybe
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, command.MaxSize)).Decode(out); err != nil {
-		return errRetry
+		return errMaybe
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("leader %s refused the forwarded call: %s", leaderID, out.Error)
@@ -200,8 +230,12 @@ func (f *Forwarder) Handler() http.Handler {
 			return
 		}
 		idx, res, err := f.Local.ApplyEncoded(r.Context(), body)
-		if err != nil {
-			// Not leader any more, or unknown outcome: the sender retries with the same request id.
+		switch {
+		case errors.Is(err, consensus.ErrNotLeader):
+			answer(w, http.StatusServiceUnavailable, applyAnswer{Error: "not_leader"})
+			return
+		case err != nil:
+			// Unknown outcome: the sender retries with the same request id.
 			answer(w, http.StatusServiceUnavailable, applyAnswer{Error: err.Error()})
 			return
 		}

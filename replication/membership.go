@@ -144,7 +144,10 @@ func splitHostPort(s string) (string, int, error) {
 
 // Join contacts the given gossip addresses; it succeeds if any answers.
 func (m *Membership) Join(addrs []string) (int, error) {
-	if len(addrs) == 0 {
+	m.mu.Lock()
+	gone := m.gone
+	m.mu.Unlock()
+	if len(addrs) == 0 || gone {
 		return 0, nil
 	}
 	return m.ml.Join(addrs)

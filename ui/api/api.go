@@ -156,7 +156,11 @@ func (a *API) strong(w http.ResponseWriter, r *http.Request) bool {
 	defer cancel()
 	if err := a.svc.Strong(ctx); err != nil {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "no_quorum", "", "a strong read needs the leader, and none answered; try again in a moment or read without consistency=strong")
+		if errors.Is(err, ErrNoQuorum) {
+			writeError(w, http.StatusServiceUnavailable, "no_quorum", "", "a strong read needs the leader, and the cluster has none right now; try again in a moment or read without consistency=strong")
+		} else {
+			writeError(w, http.StatusServiceUnavailable, "catching_up", "", "this node could not catch up with the leader in time for a strong read; try again in a moment")
+		}
 		return false
 	}
 	return true

@@ -187,8 +187,28 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 			Message: "too many failed logins; wait a minute before trying again"}
 	}
 	var op state.Operator
-	var found bool
-	a.svc.Read(func(s *state.State) { op, found = s.OperatorByEmail(email) })
+	var found, initialized bool
+	lookup := func() {
+		a.svc.Read(func(s *state.State) {
+			op, found = s.OperatorByEmail(email)
+			initialized = s.Initialized
+		})
+	}
+	lookup()
+	if !found {
+		// The operator may exist on the leader and not here yet (a new node,
+		// a restart replaying its log): catch up once before saying no.
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := a.svc.Strong(ctx)
+		cancel()
+		if err == nil {
+			lookup()
+		}
+		if err != nil || !initialized {
+			return nil, &LoginError{Status: http.StatusServiceUnavailable, Code: "not_ready", RetryAfter: 1,
+				Message: "this node cannot reach the cluster's leader to check your login; try again in a moment or use another node"}
+		}
+	}
 	hash := dummyHash
 	if found {
 		hash = []byte(op.PasswordHash)
