@@ -30,7 +30,7 @@ const usage = `lintel: mobile access credentials for sites without internet
 Usage:
   lintel serve [flags]      run a building node (lintel serve -h for the flags)
   lintel wallet ...         the phone's software wallet (not in this build yet)
-  lintel voucher ...        credit vouchers (not in this build yet)
+  lintel voucher ...        credit-issuer keys and signed credit vouchers (lintel voucher -h)
   lintel version            version, commit, Go version
   lintel help               this text
 `
@@ -53,7 +53,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "wallet", "voucher":
+	case "voucher":
+		return voucherCmd(args[1:], stdout, stderr)
+	case "wallet":
 		fmt.Fprintf(stderr, "lintel %s: not in this build yet; see README.md for what this version does\n", args[0])
 		return 2
 	}

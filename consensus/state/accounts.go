@@ -32,6 +32,7 @@ type Account struct {
 	Kind      string    `json:"kind"`
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
+	Credits   Ledger    `json:"credits"`
 }
 
 // Profile is a named set of rights.

@@ -24,7 +24,7 @@ type Site struct {
 	Name                string        `json:"name"`
 	CreatedAt           time.Time     `json:"created_at"`
 	PrivateIDDuplicates bool          `json:"private_id_duplicates"`
-	CardCost            int           `json:"card_cost"`
+	CardCost            int64         `json:"card_cost"`
 	ActivationTTL       time.Duration `json:"activation_ttl"`
 	OfflineGrace        time.Duration `json:"offline_grace"`
 	OfflinePolicy       string        `json:"offline_policy"`
@@ -80,10 +80,16 @@ type SiteUsage struct {
 	Configurators  int `json:"configurators"`
 }
 
-// SiteUsage counts what a site holds. The tables that fill it come with the
-// credential registry; until then every site is empty.
+// SiteUsage counts what a site holds: reader configurations, cards (users
+// in the seed's words) and configurators.
 func (s *State) SiteUsage(siteID string) SiteUsage {
-	return SiteUsage{}
+	u := SiteUsage{Users: s.siteCards[siteID]}
+	for _, rc := range s.ReaderConfigs {
+		if rc.SiteID == siteID {
+			u.Configurations++
+		}
+	}
+	return u
 }
 
 // SitesOf lists an account's sites by name.
@@ -101,4 +107,41 @@ func (s *State) SitesOf(accountID string) []Site {
 		return out[i].ID < out[j].ID
 	})
 	return out
+}
+
+func (s *State) applyUpdateSite(b *command.UpdateSite, ch *changes) (any, *Rejection) {
+	site, ok := s.Sites[b.ID]
+	if !ok || site.AccountID != b.AccountID {
+		return nil, reject(NotFound, "site_not_found", "", "site %s does not exist", b.ID)
+	}
+	if b.PrivateIDDuplicates != nil {
+		site.PrivateIDDuplicates = *b.PrivateIDDuplicates
+	}
+	if b.CardCost != nil {
+		if *b.CardCost < 0 || *b.CardCost > 1000 {
+			return nil, reject(Invalid, "invalid_value", "card_cost", "card_cost must be 0 to 1000 credits")
+		}
+		site.CardCost = *b.CardCost
+	}
+	if b.ActivationTTL != nil {
+		if *b.ActivationTTL < time.Hour || *b.ActivationTTL > 90*24*time.Hour {
+			return nil, reject(Invalid, "invalid_value", "activation_ttl", "activation_ttl must be between 1 hour and 90 days")
+		}
+		site.ActivationTTL = *b.ActivationTTL
+	}
+	if b.OfflineGrace != nil {
+		if *b.OfflineGrace < time.Minute || *b.OfflineGrace > 30*24*time.Hour {
+			return nil, reject(Invalid, "invalid_value", "offline_grace", "offline_grace must be between 1 minute and 30 days")
+		}
+		site.OfflineGrace = *b.OfflineGrace
+	}
+	if b.OfflinePolicy != nil {
+		if *b.OfflinePolicy != OfflineDeny && *b.OfflinePolicy != OfflineKeep {
+			return nil, reject(Invalid, "invalid_value", "offline_policy", "offline_policy must be deny or keep")
+		}
+		site.OfflinePolicy = *b.OfflinePolicy
+	}
+	s.Sites[site.ID] = site
+	ch.put("sites", site.ID)
+	return site, nil
 }

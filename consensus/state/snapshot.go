@@ -71,4 +71,22 @@ func (s *State) fillNil() {
 	if s.Dedup == nil {
 		s.Dedup = n.Dedup
 	}
+	if s.ReaderConfigs == nil {
+		s.ReaderConfigs = n.ReaderConfigs
+	}
+	if s.Cardholders == nil {
+		s.Cardholders = n.Cardholders
+	}
+	if s.Cards == nil {
+		s.Cards = n.Cards
+	}
+	if s.Outbox == nil {
+		s.Outbox = n.Outbox
+	}
+	if s.Issuers == nil {
+		s.Issuers = n.Issuers
+	}
+	if s.Vouchers == nil {
+		s.Vouchers = n.Vouchers
+	}
 }

@@ -60,17 +60,25 @@ const (
 // State is the whole replicated registry. Records in the maps are values and
 // are replaced, never changed in place, so a shallow clone is an immutable copy.
 type State struct {
-	Index         uint64                 `json:"index"`
-	Clock         time.Time              `json:"clock"` // the latest command time applied
-	Initialized   bool                   `json:"initialized"`
-	ClusterSecret []byte                 `json:"cluster_secret"`
-	Accounts      map[string]Account     `json:"accounts"`
-	Profiles      map[string]Profile     `json:"profiles"`
-	Operators     map[string]Operator    `json:"operators"`
-	Sessions      map[string]Session     `json:"sessions"` // by token hash
-	Sites         map[string]Site        `json:"sites"`
-	RemovedNodes  map[string]RemovedNode `json:"removed_nodes"`
-	Dedup         map[string]DedupEntry  `json:"dedup"`
+	Index         uint64                   `json:"index"`
+	Clock         time.Time                `json:"clock"` // the latest command time applied
+	Initialized   bool                     `json:"initialized"`
+	ClusterSecret []byte                   `json:"cluster_secret"`
+	Accounts      map[string]Account       `json:"accounts"`
+	Profiles      map[string]Profile       `json:"profiles"`
+	Operators     map[string]Operator      `json:"operators"`
+	Sessions      map[string]Session       `json:"sessions"` // by token hash
+	Sites         map[string]Site          `json:"sites"`
+	RemovedNodes  map[string]RemovedNode   `json:"removed_nodes"`
+	ReaderConfigs map[string]ReaderConfig  `json:"reader_configs"`
+	Cardholders   map[string]Cardholder    `json:"cardholders"`
+	Cards         map[string]Card          `json:"cards"`
+	Outbox        map[string]Message       `json:"outbox"`
+	Issuers       map[string]Issuer        `json:"issuers"`
+	Vouchers      map[string]LoadedVoucher `json:"vouchers"`
+	// LostWithAccounts: credits of deleted accounts, lost with them.
+	LostWithAccounts int64                 `json:"lost_with_accounts"`
+	Dedup            map[string]DedupEntry `json:"dedup"`
 	// DedupOrder lists request ids per window in the order they were applied,
 	// so expiry is deterministic and cheap.
 	DedupRetry      []string `json:"dedup_retry"`
@@ -78,6 +86,12 @@ type State struct {
 
 	operatorByEmail map[string]string // derived: lower-case email → operator id
 	siteByName      map[string]string // derived: account id + lower-case name → site id
+	// derived from Cards and ReaderConfigs; see indexCard
+	cardByLink        map[string]string // link hash → card id (sent cards only)
+	privateIDs        map[string]int    // site + config + private id → cards using it
+	holderConfigs     map[string]int    // cardholder + config → cards
+	siteCards         map[string]int    // site → cards
+	readerConfigNames map[string]string // account + lower-case name → reader config id
 }
 
 // DedupEntry keeps the first answer to a request id.
@@ -90,13 +104,19 @@ type DedupEntry struct {
 // New returns an empty state.
 func New() *State {
 	s := &State{
-		Accounts:     map[string]Account{},
-		Profiles:     map[string]Profile{},
-		Operators:    map[string]Operator{},
-		Sessions:     map[string]Session{},
-		Sites:        map[string]Site{},
-		RemovedNodes: map[string]RemovedNode{},
-		Dedup:        map[string]DedupEntry{},
+		Accounts:      map[string]Account{},
+		Profiles:      map[string]Profile{},
+		Operators:     map[string]Operator{},
+		Sessions:      map[string]Session{},
+		Sites:         map[string]Site{},
+		RemovedNodes:  map[string]RemovedNode{},
+		ReaderConfigs: map[string]ReaderConfig{},
+		Cardholders:   map[string]Cardholder{},
+		Cards:         map[string]Card{},
+		Outbox:        map[string]Message{},
+		Issuers:       map[string]Issuer{},
+		Vouchers:      map[string]LoadedVoucher{},
+		Dedup:         map[string]DedupEntry{},
 	}
 	s.reindex()
 	return s
@@ -111,6 +131,14 @@ func (s *State) reindex() {
 	s.siteByName = make(map[string]string, len(s.Sites))
 	for id, x := range s.Sites {
 		s.siteByName[siteNameKey(x.AccountID, x.Name)] = id
+	}
+	s.readerConfigNames = make(map[string]string, len(s.ReaderConfigs))
+	for id, rc := range s.ReaderConfigs {
+		s.readerConfigNames[readerConfigKey(rc.AccountID, rc.Name)] = id
+	}
+	s.cardByLink, s.privateIDs, s.holderConfigs, s.siteCards = map[string]string{}, map[string]int{}, map[string]int{}, map[string]int{}
+	for _, c := range s.Cards {
+		s.indexCard(c)
 	}
 }
 
@@ -162,6 +190,38 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyDeleteSite(b, ch)
 	case *command.RemoveNode:
 		return s.applyRemoveNode(c, b, ch)
+	case *command.UpdateSite:
+		return s.applyUpdateSite(b, ch)
+	case *command.AddIssuer:
+		return s.applyAddIssuer(c, b, ch)
+	case *command.LoadVoucher:
+		return s.applyLoadVoucher(c, b, ch)
+	case *command.SetAlertThreshold:
+		return s.applySetAlertThreshold(b, ch)
+	case *command.CreateCardholder:
+		return s.applyCreateCardholder(c, b, ch)
+	case *command.CreateCard:
+		return s.applyCreateCard(c, b, ch)
+	case *command.SendCard:
+		return s.applySendCard(c, b, ch)
+	case *command.ActivateCard:
+		return s.applyActivateCard(c, b, ch)
+	case *command.ExpireLinks:
+		return s.applyExpireLinks(c, ch)
+	case *command.RevokeCard:
+		return s.applyRevokeCard(c, b, ch)
+	case *command.ConfirmRevoke:
+		return s.applyConfirmRevoke(c, b, ch)
+	case *command.MarkLost:
+		return s.applyMarkLost(c, b, ch)
+	case *command.DeleteCard:
+		return s.applyDeleteCard(c, b, ch)
+	case *command.UpdateCard:
+		return s.applyUpdateCard(c, b, ch)
+	case *command.MessageDelivered:
+		return s.applyMessageDelivered(c, b, ch)
+	case *command.MessageFailed:
+		return s.applyMessageFailed(b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }
@@ -211,11 +271,22 @@ func (s *State) Clone() *State {
 	c.Sessions = maps.Clone(s.Sessions)
 	c.Sites = maps.Clone(s.Sites)
 	c.RemovedNodes = maps.Clone(s.RemovedNodes)
+	c.ReaderConfigs = maps.Clone(s.ReaderConfigs)
+	c.Cardholders = maps.Clone(s.Cardholders)
+	c.Cards = maps.Clone(s.Cards)
+	c.Outbox = maps.Clone(s.Outbox)
+	c.Issuers = maps.Clone(s.Issuers)
+	c.Vouchers = maps.Clone(s.Vouchers)
 	c.Dedup = maps.Clone(s.Dedup)
 	c.DedupRetry = append([]string(nil), s.DedupRetry...)
 	c.DedupIdempotent = append([]string(nil), s.DedupIdempotent...)
 	c.operatorByEmail = maps.Clone(s.operatorByEmail)
 	c.siteByName = maps.Clone(s.siteByName)
+	c.cardByLink = maps.Clone(s.cardByLink)
+	c.privateIDs = maps.Clone(s.privateIDs)
+	c.holderConfigs = maps.Clone(s.holderConfigs)
+	c.siteCards = maps.Clone(s.siteCards)
+	c.readerConfigNames = maps.Clone(s.readerConfigNames)
 	return &c
 }
 

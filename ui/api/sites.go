@@ -18,7 +18,7 @@ type siteView struct {
 	Users               int       `json:"users"`
 	Configurators       int       `json:"configurators"`
 	PrivateIDDuplicates bool      `json:"private_id_duplicates"`
-	CardCost            int       `json:"card_cost"`
+	CardCost            int64     `json:"card_cost"`
 	ActivationTTL       string    `json:"activation_ttl"`
 	OfflineGrace        string    `json:"offline_grace"`
 	OfflinePolicy       string    `json:"offline_policy"`

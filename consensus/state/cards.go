@@ -1,0 +1,570 @@
+package state
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"lintel/consensus/command"
+)
+
+// Card statuses (SPEC section 4): machine names; the console shows the seeds' words.
+const (
+	CardCreated       = "created"
+	CardSent          = "sent"
+	CardActivated     = "activated"
+	CardPendingRevoke = "pending_revoke"
+	CardRevoked       = "revoked"
+	CardLost          = "lost"
+	CardExpired       = "expired"
+)
+
+// Card kinds: a blue private-ID card carries the number of the access
+// control system; an orange device-ID card identifies the phone itself.
+const (
+	KindPrivateID = "private_id"
+	KindDeviceID  = "device_id"
+)
+
+// Device is the phone a card is bound to (one device per card, SPEC 5.2).
+type Device struct {
+	PublicKey []byte    `json:"public_key"` // P-256, PKIX DER
+	BoundAt   time.Time `json:"bound_at"`
+}
+
+// Card is a virtual user card.
+type Card struct {
+	ID           string            `json:"id"`
+	SiteID       string            `json:"site_id"`
+	AccountID    string            `json:"account_id"`
+	Kind         string            `json:"kind"`
+	Status       string            `json:"status"`
+	ReaderConfig string            `json:"reader_config"`
+	PrivateID    string            `json:"private_id"`
+	CardholderID string            `json:"cardholder_id"`
+	FirstName    string            `json:"first_name"`
+	LastName     string            `json:"last_name"`
+	Email        string            `json:"email"`
+	Phone        string            `json:"phone"`
+	ValidFrom    *time.Time        `json:"valid_from"`
+	ValidUntil   *time.Time        `json:"valid_until"`
+	MaxUses      int64             `json:"max_uses"`
+	Uses         int64             `json:"uses"`
+	AccessLevels []string          `json:"access_levels"`
+	Fields       map[string]string `json:"fields"`
+	// Credits is the cost reserved (sent) or debited (activated) for this card.
+	Credits     int64      `json:"credits"`
+	CreatedAt   time.Time  `json:"created_at"`
+	SentAt      *time.Time `json:"sent_at"`
+	ActivatedAt *time.Time `json:"activated_at"`
+	RevokedAt   *time.Time `json:"revoked_at"`
+	Device      *Device    `json:"device"`
+	LinkHash    string     `json:"link_hash,omitempty"`
+	LinkExpires *time.Time `json:"link_expires,omitempty"`
+}
+
+// holdsCredits reports whether the card's credits are debited and in use.
+func (c Card) holdsCredits() bool {
+	return c.Status == CardActivated || c.Status == CardPendingRevoke
+}
+
+// counts reports whether the card takes part in the uniqueness rules: a
+// lost card stays in the registry but its number and its place are free.
+func (c Card) counts() bool { return c.Status != CardLost }
+
+func ptime(t time.Time) *time.Time { u := t.UTC(); return &u }
+
+func (s *State) card(id, accountID string) (Card, *Rejection) {
+	c, ok := s.Cards[id]
+	if !ok || (accountID != "" && c.AccountID != accountID) {
+		return Card{}, reject(NotFound, "card_not_found", "", "card %s does not exist", id)
+	}
+	return c, nil
+}
+
+func (s *State) putCard(c Card, ch *changes) {
+	if old, ok := s.Cards[c.ID]; ok {
+		s.unindexCard(old)
+	}
+	s.Cards[c.ID] = c
+	s.indexCard(c)
+	ch.put("cards", c.ID)
+}
+
+func (s *State) dropCard(c Card, ch *changes) {
+	s.unindexCard(c)
+	delete(s.Cards, c.ID)
+	ch.del("cards", c.ID)
+}
+
+func privateIDKey(siteID, config, pid string) string { return siteID + "\x00" + config + "\x00" + pid }
+func holderConfigKey(holder, config string) string   { return holder + "\x00" + config }
+
+func (s *State) indexCard(c Card) {
+	if c.LinkHash != "" {
+		s.cardByLink[c.LinkHash] = c.ID
+	}
+	if !c.counts() {
+		return
+	}
+	if c.Kind == KindPrivateID {
+		s.privateIDs[privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID)]++
+	}
+	s.holderConfigs[holderConfigKey(c.CardholderID, c.ReaderConfig)]++
+	s.siteCards[c.SiteID]++
+}
+
+func (s *State) unindexCard(c Card) {
+	if c.LinkHash != "" {
+		delete(s.cardByLink, c.LinkHash)
+	}
+	if !c.counts() {
+		return
+	}
+	dec := func(m map[string]int, k string) {
+		if m[k] <= 1 {
+			delete(m, k)
+		} else {
+			m[k]--
+		}
+	}
+	if c.Kind == KindPrivateID {
+		dec(s.privateIDs, privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID))
+	}
+	dec(s.holderConfigs, holderConfigKey(c.CardholderID, c.ReaderConfig))
+	dec(s.siteCards, c.SiteID)
+}
+
+// checkPrivateID enforces one private id per reader configuration, unless
+// the site allows duplicates (seed 003, "Authorizing private ID duplicates").
+func (s *State) checkPrivateID(site Site, config, pid string) *Rejection {
+	if !site.PrivateIDDuplicates && s.privateIDs[privateIDKey(site.ID, config, pid)] > 0 {
+		return reject(Conflict, "duplicate_private_id", "private_id",
+			"private id %s is already used by a card of configuration %q; choose another, or allow duplicates on the site", pid, config)
+	}
+	return nil
+}
+
+func validPrivateID(pid string) *Rejection {
+	if pid == "" {
+		return reject(Invalid, "required", "private_id", "a private id card needs private_id: the number recorded in the access control system")
+	}
+	if len(pid) > 20 || strings.Trim(pid, "0123456789") != "" {
+		return reject(Invalid, "invalid_value", "private_id", "private_id must be 1 to 20 digits")
+	}
+	return nil
+}
+
+func (s *State) applyCreateCard(c command.Command, b *command.CreateCard, ch *changes) (any, *Rejection) {
+	site, ok := s.Sites[b.SiteID]
+	if !ok || site.AccountID != b.AccountID {
+		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
+	}
+	if _, ok := s.Cards[b.ID]; ok {
+		return nil, reject(Conflict, "duplicate_id", "id", "a card with id %s already exists", b.ID)
+	}
+	card := Card{
+		ID: b.ID, SiteID: b.SiteID, AccountID: b.AccountID, Kind: b.Kind, Status: CardCreated,
+		ValidFrom: b.ValidFrom, ValidUntil: b.ValidUntil, MaxUses: b.MaxUses,
+		AccessLevels: slices.Clone(b.AccessLevels), Fields: maps.Clone(b.Fields), CreatedAt: c.At.UTC(),
+	}
+	switch b.Kind {
+	case KindPrivateID:
+		if _, ok := s.readerConfigByName(b.AccountID, b.ReaderConfig); !ok {
+			return nil, reject(NotFound, "reader_config_not_found", "reader_config", "there is no reader configuration named %q in this account; import it first", b.ReaderConfig)
+		}
+		if r := validPrivateID(b.PrivateID); r != nil {
+			return nil, r
+		}
+		if r := s.checkPrivateID(site, b.ReaderConfig, b.PrivateID); r != nil {
+			return nil, r
+		}
+		card.ReaderConfig, card.PrivateID = b.ReaderConfig, b.PrivateID
+	case KindDeviceID:
+		if b.PrivateID != "" || b.ReaderConfig != "" {
+			return nil, reject(Invalid, "invalid_value", "kind", "a device_id card takes no private_id or reader_config; use kind private_id for those")
+		}
+	default:
+		return nil, reject(Invalid, "invalid_value", "kind", "kind must be private_id or device_id")
+	}
+	holder, rej := s.cardholderForCard(c, b, ch)
+	if rej != nil {
+		return nil, rej
+	}
+	if s.holderConfigs[holderConfigKey(holder.ID, card.ReaderConfig)] > 0 {
+		return nil, reject(Conflict, "duplicate_card", "cardholder_id",
+			"%s %s already holds a card of this configuration; one person cannot hold two cards of the same configuration", holder.FirstName, holder.LastName)
+	}
+	card.CardholderID = holder.ID
+	card.FirstName, card.LastName, card.Email, card.Phone = holder.FirstName, holder.LastName, holder.Email, holder.Phone
+	if card.ValidFrom == nil && holder.Visitor {
+		card.ValidFrom, card.ValidUntil = holder.ValidFrom, holder.ValidUntil
+	}
+	if holder.Email == "" {
+		return nil, reject(Invalid, "required", "email", "the card's holder needs an email address: the activation link is sent there")
+	}
+	if b.NewCardholder != nil {
+		s.Cardholders[holder.ID] = holder
+		ch.put("cardholders", holder.ID)
+	}
+	s.putCard(card, ch)
+	return card, nil
+}
+
+// cardholderForCard finds the card's holder, or makes the one described.
+// A new holder is stored by the caller only once every check has passed.
+func (s *State) cardholderForCard(c command.Command, b *command.CreateCard, ch *changes) (Cardholder, *Rejection) {
+	if b.CardholderID != "" {
+		h, ok := s.Cardholders[b.CardholderID]
+		if !ok || h.AccountID != b.AccountID {
+			return Cardholder{}, reject(NotFound, "cardholder_not_found", "cardholder_id", "cardholder %s does not exist", b.CardholderID)
+		}
+		return h, nil
+	}
+	if b.NewCardholder == nil {
+		return Cardholder{}, reject(Invalid, "required", "cardholder_id", "give cardholder_id, or first_name, last_name and email for a new cardholder")
+	}
+	nh := *b.NewCardholder
+	nh.AccountID = b.AccountID
+	if r := validateCardholder(&nh); r != nil {
+		return Cardholder{}, r
+	}
+	if _, ok := s.Cardholders[nh.ID]; ok {
+		return Cardholder{}, reject(Conflict, "duplicate_id", "cardholder_id", "a cardholder with id %s already exists", nh.ID)
+	}
+	return newCardholder(c, &nh), nil
+}
+
+func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *changes) (any, *Rejection) {
+	card, rej := s.card(b.ID, b.AccountID)
+	if rej != nil {
+		return nil, rej
+	}
+	acc := s.Accounts[card.AccountID]
+	site := s.Sites[card.SiteID]
+	switch card.Status {
+	case CardSent:
+		// Resend: a new link replaces the old; the reservation stays.
+	case CardCreated, CardExpired, CardRevoked:
+		// First send, or re-issue after expiry or revoke (to a new phone).
+		l, rej := acc.Credits.reserve(site.CardCost)
+		if rej != nil {
+			return nil, rej
+		}
+		acc.Credits = l
+		card.Credits = site.CardCost
+		card.Device = nil
+		card.ActivatedAt, card.RevokedAt = nil, nil
+	case CardActivated:
+		return nil, reject(Conflict, "already_activated", "", "this card is activated on a phone; revoke it before sending it again")
+	default:
+		return nil, reject(Conflict, "invalid_status", "", "a card in status %s cannot be sent", card.Status)
+	}
+	if b.LinkHash == "" || !b.LinkExpires.After(c.At) {
+		return nil, reject(Invalid, "invalid_command", "", "a send needs a link hash and a link expiry after now")
+	}
+	if _, taken := s.cardByLink[b.LinkHash]; taken {
+		return nil, reject(Conflict, "duplicate_link", "", "that activation link is already in use")
+	}
+	card.Status = CardSent
+	card.SentAt = ptime(c.At)
+	card.LinkHash, card.LinkExpires = b.LinkHash, ptime(b.LinkExpires)
+	s.Accounts[acc.ID] = acc
+	ch.put("accounts", acc.ID)
+	s.putCard(card, ch)
+	s.queueMessage(c, b.Message, card.ID, ch)
+	return card, nil
+}
+
+func (s *State) applyActivateCard(c command.Command, b *command.ActivateCard, ch *changes) (any, *Rejection) {
+	id, ok := s.cardByLink[b.LinkHash]
+	if !ok {
+		return nil, reject(NotFound, "link_not_found", "", "this activation link is not valid: it was already used, replaced by a newer one, or never existed; ask for a new link")
+	}
+	card := s.Cards[id]
+	if card.Status != CardSent {
+		return nil, reject(Conflict, "link_used", "", "this activation link was already used")
+	}
+	if card.LinkExpires == nil || !c.At.Before(*card.LinkExpires) {
+		return nil, reject(Conflict, "link_expired", "", "this activation link has expired; ask for a new one")
+	}
+	if _, err := parseDeviceKey(b.DeviceKey); err != nil {
+		return nil, reject(Invalid, "invalid_value", "public_key", "the phone's key is not a P-256 public key: %v", err)
+	}
+	acc := s.Accounts[card.AccountID]
+	acc.Credits = acc.Credits.debit(card.Credits)
+	s.Accounts[acc.ID] = acc
+	ch.put("accounts", acc.ID)
+	card.Status = CardActivated
+	card.ActivatedAt = ptime(c.At)
+	card.Device = &Device{PublicKey: slices.Clone(b.DeviceKey), BoundAt: c.At.UTC()}
+	card.LinkHash, card.LinkExpires = "", nil // single use
+	s.putCard(card, ch)
+	return card, nil
+}
+
+func parseDeviceKey(der []byte) (*ecdsa.PublicKey, error) {
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, err
+	}
+	ek, ok := k.(*ecdsa.PublicKey)
+	if !ok || ek.Curve.Params().Name != "P-256" {
+		return nil, errorf("not an ECDSA P-256 key")
+	}
+	return ek, nil
+}
+
+// VerifyDevice checks a signature by the card's bound phone key over msg.
+func VerifyDevice(c Card, msg, sig []byte) bool {
+	if c.Device == nil {
+		return false
+	}
+	k, err := parseDeviceKey(c.Device.PublicKey)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(msg)
+	return ecdsa.VerifyASN1(k, sum[:], sig)
+}
+
+func (s *State) applyExpireLinks(c command.Command, ch *changes) (any, *Rejection) {
+	n := 0
+	for _, id := range s.sentCardIDs() {
+		card := s.Cards[id]
+		if card.LinkExpires == nil || c.At.Before(*card.LinkExpires) {
+			continue
+		}
+		acc := s.Accounts[card.AccountID]
+		acc.Credits = acc.Credits.release(card.Credits)
+		s.Accounts[acc.ID] = acc
+		ch.put("accounts", acc.ID)
+		card.Status, card.Credits = CardExpired, 0
+		card.LinkHash, card.LinkExpires = "", nil
+		s.putCard(card, ch)
+		n++
+	}
+	return map[string]int{"expired": n}, nil
+}
+
+func (s *State) applyRevokeCard(c command.Command, b *command.RevokeCard, ch *changes) (any, *Rejection) {
+	card, rej := s.card(b.ID, b.AccountID)
+	if rej != nil {
+		return nil, rej
+	}
+	if card.Status == CardPendingRevoke {
+		return card, nil // revoking twice is the same revoke
+	}
+	if card.Status != CardActivated {
+		return nil, reject(Conflict, "invalid_status", "", "only an activated card can be revoked; this one is %s", card.Status)
+	}
+	card.Status = CardPendingRevoke
+	card.RevokedAt = ptime(c.At)
+	s.putCard(card, ch)
+	return card, nil
+}
+
+func (s *State) applyConfirmRevoke(c command.Command, b *command.ConfirmRevoke, ch *changes) (any, *Rejection) {
+	card, rej := s.card(b.CardID, "")
+	if rej != nil {
+		return nil, rej
+	}
+	if card.Status == CardRevoked {
+		return card, nil // the phone may confirm twice
+	}
+	if card.Status != CardPendingRevoke {
+		return nil, reject(Conflict, "invalid_status", "", "card %s is %s, not pending revoke", card.ID, card.Status)
+	}
+	if !VerifyDevice(card, command.DeletionReceiptMessage(card.ID), b.Signature) {
+		return nil, reject(Forbidden, "bad_signature", "", "the deletion receipt is not signed by the phone this card is bound to")
+	}
+	acc := s.Accounts[card.AccountID]
+	acc.Credits = acc.Credits.refund(card.Credits)
+	s.Accounts[acc.ID] = acc
+	ch.put("accounts", acc.ID)
+	card.Status, card.Credits = CardRevoked, 0
+	s.putCard(card, ch)
+	return card, nil
+}
+
+func (s *State) applyMarkLost(c command.Command, b *command.MarkLost, ch *changes) (any, *Rejection) {
+	card, rej := s.card(b.ID, b.AccountID)
+	if rej != nil {
+		return nil, rej
+	}
+	switch card.Status {
+	case CardPendingRevoke:
+		// The phone will never confirm: the debited credits are lost.
+		acc := s.Accounts[card.AccountID]
+		acc.Credits = acc.Credits.lose(card.Credits)
+		s.Accounts[acc.ID] = acc
+		ch.put("accounts", acc.ID)
+	case CardRevoked:
+	default:
+		return nil, reject(Conflict, "invalid_status", "", "only a revoked or pending-revoke card can be marked lost; this one is %s", card.Status)
+	}
+	card.Status, card.Credits = CardLost, 0
+	s.putCard(card, ch)
+	return card, nil
+}
+
+func (s *State) applyDeleteCard(c command.Command, b *command.DeleteCard, ch *changes) (any, *Rejection) {
+	card, rej := s.card(b.ID, b.AccountID)
+	if rej != nil {
+		return nil, rej
+	}
+	acc := s.Accounts[card.AccountID]
+	switch {
+	case card.Status == CardSent:
+		acc.Credits = acc.Credits.release(card.Credits)
+	case card.holdsCredits():
+		acc.Credits = acc.Credits.lose(card.Credits)
+	}
+	s.Accounts[acc.ID] = acc
+	ch.put("accounts", acc.ID)
+	s.dropCard(card, ch)
+	return nil, nil
+}
+
+// field locks (seed 003, "Modifying a virtual user card"): which fields may
+// change in which status. Expired behaves as sent; lost as revoked.
+var cardFieldOpen = map[string]map[string]bool{
+	"first_name":    {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true, CardLost: true},
+	"last_name":     {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true, CardLost: true},
+	"phone":         {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true, CardLost: true},
+	"fields":        {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true, CardLost: true},
+	"reader_config": {CardCreated: true},
+	"private_id":    {CardCreated: true},
+	"email":         {CardCreated: true},
+	// Access rules are not in the seed's table; they may change while the card lives.
+	"valid_from":    {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true},
+	"valid_until":   {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true},
+	"max_uses":      {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true},
+	"access_levels": {CardCreated: true, CardSent: true, CardActivated: true, CardPendingRevoke: true, CardRevoked: true, CardExpired: true},
+}
+
+// CardFieldOpen reports whether field may change in status.
+func CardFieldOpen(field, status string) bool { return cardFieldOpen[field][status] }
+
+func locked(field, status string) *Rejection {
+	return reject(Conflict, "field_locked", field, "%s cannot be changed on a card that is %s", field, status)
+}
+
+func (s *State) applyUpdateCard(c command.Command, b *command.UpdateCard, ch *changes) (any, *Rejection) {
+	card, rej := s.card(b.ID, b.AccountID)
+	if rej != nil {
+		return nil, rej
+	}
+	next := card
+	next.AccessLevels = slices.Clone(card.AccessLevels)
+	next.Fields = maps.Clone(card.Fields)
+	set := func(field string, apply func()) *Rejection {
+		if !CardFieldOpen(field, card.Status) {
+			return locked(field, card.Status)
+		}
+		apply()
+		return nil
+	}
+	type edit struct {
+		given bool
+		field string
+		apply func()
+	}
+	edits := []edit{
+		{b.FirstName != nil, "first_name", func() { next.FirstName = strings.TrimSpace(*b.FirstName) }},
+		{b.LastName != nil, "last_name", func() { next.LastName = strings.TrimSpace(*b.LastName) }},
+		{b.Phone != nil, "phone", func() { next.Phone = strings.TrimSpace(*b.Phone) }},
+		{b.Fields != nil, "fields", func() { next.Fields = maps.Clone(*b.Fields) }},
+		{b.Email != nil, "email", func() { next.Email = normEmail(*b.Email) }},
+		{b.ValidFrom != nil, "valid_from", func() { next.ValidFrom = ptime(*b.ValidFrom) }},
+		{b.ValidUntil != nil, "valid_until", func() { next.ValidUntil = ptime(*b.ValidUntil) }},
+		{b.MaxUses != nil, "max_uses", func() { next.MaxUses = *b.MaxUses }},
+		{b.AccessLevels != nil, "access_levels", func() { next.AccessLevels = slices.Clone(*b.AccessLevels) }},
+		{b.PrivateID != nil, "private_id", func() { next.PrivateID = *b.PrivateID }},
+		{b.ReaderConfig != nil || b.Kind != nil, "reader_config", func() {
+			if b.ReaderConfig != nil {
+				next.ReaderConfig = *b.ReaderConfig
+			}
+			if b.Kind != nil {
+				next.Kind = *b.Kind
+			}
+		}},
+	}
+	for _, e := range edits {
+		if e.given {
+			if r := set(e.field, e.apply); r != nil {
+				return nil, r
+			}
+		}
+	}
+	// Configuration changes (rule 1 of the seed's table): device-ID to
+	// private-ID, or private-ID to another private-ID; never back to device-ID.
+	if next.Kind != card.Kind || next.ReaderConfig != card.ReaderConfig || next.PrivateID != card.PrivateID {
+		if card.Kind == KindPrivateID && next.Kind == KindDeviceID {
+			return nil, reject(Conflict, "field_locked", "kind", "a private id card cannot become a device id card; create a new card instead")
+		}
+		if next.Kind != KindPrivateID {
+			return nil, reject(Invalid, "invalid_value", "kind", "kind must stay private_id or change from device_id to private_id")
+		}
+		if _, ok := s.readerConfigByName(card.AccountID, next.ReaderConfig); !ok {
+			return nil, reject(NotFound, "reader_config_not_found", "reader_config", "there is no reader configuration named %q in this account", next.ReaderConfig)
+		}
+		if r := validPrivateID(next.PrivateID); r != nil {
+			return nil, r
+		}
+		// The card's own entry must not count against itself.
+		s.unindexCard(card)
+		r := s.checkPrivateID(s.Sites[card.SiteID], next.ReaderConfig, next.PrivateID)
+		if r == nil && s.holderConfigs[holderConfigKey(card.CardholderID, next.ReaderConfig)] > 0 {
+			r = reject(Conflict, "duplicate_card", "reader_config", "this cardholder already holds a card of configuration %q", next.ReaderConfig)
+		}
+		s.indexCard(card)
+		if r != nil {
+			return nil, r
+		}
+	}
+	if next.FirstName == "" || next.LastName == "" {
+		return nil, reject(Invalid, "required", "first_name", "first and last name are required")
+	}
+	if r := validateWindow(next.ValidFrom, next.ValidUntil, next.MaxUses); r != nil {
+		return nil, r
+	}
+	s.putCard(next, ch)
+	return next, nil
+}
+
+func validateWindow(from, until *time.Time, maxUses int64) *Rejection {
+	if from != nil && until != nil && !until.After(*from) {
+		return reject(Invalid, "invalid_value", "valid_until", "valid_until must be after valid_from")
+	}
+	if maxUses < 0 {
+		return reject(Invalid, "invalid_value", "max_uses", "max_uses cannot be negative (0 means no limit)")
+	}
+	return nil
+}
+
+// sentCardIDs lists the cards with a live link (only sent cards have one),
+// sorted so that every node expires them in the same order.
+func (s *State) sentCardIDs() []string {
+	ids := make([]string, 0, len(s.cardByLink))
+	for _, id := range s.cardByLink {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// LinksToExpire reports whether some sent card's link has expired at now,
+// so the leader issues ExpireLinks only when it has work.
+func (s *State) LinksToExpire(now time.Time) bool {
+	for _, id := range s.cardByLink {
+		if c := s.Cards[id]; c.LinkExpires != nil && !now.Before(*c.LinkExpires) {
+			return true
+		}
+	}
+	return false
+}
