@@ -17,9 +17,10 @@ import (
 
 func (n *Node) routes() http.Handler {
 	svc := service{n}
-	a := api.New(svc, n.log)
+	a := api.New(svc, n.log, "http://"+n.httpAddr)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a)
+	mux.Handle("/activate/", a)
 	mux.Handle(replication.PathApply, n.fwd.Handler())
 	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
 	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))

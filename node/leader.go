@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/consensus/state/voucher"
 	"lintel/replication"
 	"lintel/ui/api"
 )
@@ -72,10 +74,26 @@ func (n *Node) establish() error {
 		return nil
 	}
 	n.log.Info("cluster initialized", "admin_email", n.initAdmin.Email)
+	for _, pub := range n.initIssuers {
+		n.applySystem(ctx, "issuer-"+voucher.KeyID(pub), &command.AddIssuer{KeyID: voucher.KeyID(pub), PublicKey: pub, Name: "bootstrap"})
+	}
 	if n.cfg.Demo {
 		n.loadDemo(ctx)
 	}
 	return nil
+}
+
+// applySystem applies a command the node makes itself (bootstrap, demo) and
+// logs a failure; the request id makes a retry after a crash harmless.
+func (n *Node) applySystem(ctx context.Context, requestID string, b command.Body) bool {
+	_, res, err := n.raft.Apply(ctx, command.Command{
+		Header: command.Header{RequestID: requestID, Actor: n.initAdmin.OperatorID, At: time.Now().UTC()}, Body: b,
+	})
+	if err != nil || res.Err != nil {
+		n.log.Warn("bootstrap command not applied", "command", requestID, "err", err, "rejection", res.Err)
+		return false
+	}
+	return true
 }
 
 // reconcileMembers adds alive gossip members that Raft does not know,
@@ -185,14 +203,22 @@ func isRemoved(removed map[string]state.RemovedNode, m replication.Member) bool 
 	return ok && r.Instance == m.Instance
 }
 
-// loadDemo fills a new demo cluster with a site. The credential registry
-// adds reader configurations, readers, cardholders and a voucher.
+// loadDemo fills a new demo cluster: a site, a demo credit issuer (its key
+// in the data dir, 0600) and a voucher of 1000 credits loaded.
 func (n *Node) loadDemo(ctx context.Context) {
-	_, res, err := n.raft.Apply(ctx, command.Command{
-		Header: command.Header{RequestID: "demo-site-" + n.initAdmin.AccountID, Actor: n.initAdmin.OperatorID, At: time.Now().UTC()},
-		Body:   &command.CreateSite{ID: api.NewID(), AccountID: n.initAdmin.AccountID, Name: "Headquarters"},
-	})
-	if err != nil || res.Err != nil {
-		n.log.Warn("demo data not loaded", "err", err, "rejection", res.Err)
+	acc := n.initAdmin.AccountID
+	n.applySystem(ctx, "demo-site-"+acc, &command.CreateSite{ID: api.NewID(), AccountID: acc, Name: "Headquarters"})
+	key, err := voucher.GenerateKey()
+	if err == nil {
+		err = voucher.WriteKeyFiles(filepath.Join(n.cfg.DataDir, "demo-issuer.key"), key, true)
 	}
+	if err != nil {
+		n.log.Warn("demo issuer not made", "err", err)
+		return
+	}
+	if !n.applySystem(ctx, "demo-issuer-"+acc, &command.AddIssuer{KeyID: key.KeyID(), PublicKey: key.Public(), Name: "demo"}) {
+		return
+	}
+	_, text := voucher.Issue(key, acc, "demo-"+acc, 1000, time.Now())
+	n.applySystem(ctx, "demo-voucher-"+acc, &command.LoadVoucher{AccountID: acc, Voucher: text})
 }

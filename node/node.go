@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"lintel/consensus"
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/consensus/state/voucher"
 	"lintel/replication"
 	"lintel/ui/api"
 )
@@ -39,7 +41,8 @@ type Node struct {
 
 	// initAdmin is set on the node that bootstraps a new cluster: the leader
 	// loop applies it as the Init command.
-	initAdmin *command.Init
+	initAdmin   *command.Init
+	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
 
 	reconcile      chan struct{}
 	membersChanged chan struct{}
@@ -161,6 +164,13 @@ func (n *Node) prepareInit() error {
 		AccountID: api.NewID(), AccountName: name, AccountKind: state.AccountEndCustomer,
 		ProfileID: api.NewID(), OperatorID: api.NewID(), Email: n.cfg.AdminEmail,
 		PasswordHash: string(hash), ClusterSecret: secret,
+	}
+	for _, f := range n.cfg.VoucherIssuers {
+		pub, err := voucher.LoadPublicKey(f)
+		if err != nil {
+			return fmt.Errorf("--voucher-issuer %s: %w", f, err)
+		}
+		n.initIssuers = append(n.initIssuers, pub)
 	}
 	if generated {
 		// Printed once; only the hash is kept.

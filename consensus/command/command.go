@@ -42,6 +42,8 @@ const (
 	TypeUpdateCard
 	TypeMessageDelivered
 	TypeMessageFailed
+	TypeCreateReaderConfig
+	TypeDeleteReaderConfig
 )
 
 // Version is the encoding version written by this build.
@@ -148,20 +150,22 @@ var registry = map[Type]func() Body{
 	TypeDeleteSite:    func() Body { return &DeleteSite{} },
 	TypeRemoveNode:    func() Body { return &RemoveNode{} },
 
-	TypeAddIssuer:         func() Body { return &AddIssuer{} },
-	TypeLoadVoucher:       func() Body { return &LoadVoucher{} },
-	TypeSetAlertThreshold: func() Body { return &SetAlertThreshold{} },
-	TypeUpdateSite:        func() Body { return &UpdateSite{} },
-	TypeCreateCardholder:  func() Body { return &CreateCardholder{} },
-	TypeCreateCard:        func() Body { return &CreateCard{} },
-	TypeSendCard:          func() Body { return &SendCard{} },
-	TypeActivateCard:      func() Body { return &ActivateCard{} },
-	TypeExpireLinks:       func() Body { return &ExpireLinks{} },
-	TypeRevokeCard:        func() Body { return &RevokeCard{} },
-	TypeConfirmRevoke:     func() Body { return &ConfirmRevoke{} },
-	TypeMarkLost:          func() Body { return &MarkLost{} },
-	TypeDeleteCard:        func() Body { return &DeleteCard{} },
-	TypeUpdateCard:        func() Body { return &UpdateCard{} },
-	TypeMessageDelivered:  func() Body { return &MessageDelivered{} },
-	TypeMessageFailed:     func() Body { return &MessageFailed{} },
+	TypeAddIssuer:          func() Body { return &AddIssuer{} },
+	TypeLoadVoucher:        func() Body { return &LoadVoucher{} },
+	TypeSetAlertThreshold:  func() Body { return &SetAlertThreshold{} },
+	TypeUpdateSite:         func() Body { return &UpdateSite{} },
+	TypeCreateCardholder:   func() Body { return &CreateCardholder{} },
+	TypeCreateCard:         func() Body { return &CreateCard{} },
+	TypeSendCard:           func() Body { return &SendCard{} },
+	TypeActivateCard:       func() Body { return &ActivateCard{} },
+	TypeExpireLinks:        func() Body { return &ExpireLinks{} },
+	TypeRevokeCard:         func() Body { return &RevokeCard{} },
+	TypeConfirmRevoke:      func() Body { return &ConfirmRevoke{} },
+	TypeMarkLost:           func() Body { return &MarkLost{} },
+	TypeDeleteCard:         func() Body { return &DeleteCard{} },
+	TypeUpdateCard:         func() Body { return &UpdateCard{} },
+	TypeMessageDelivered:   func() Body { return &MessageDelivered{} },
+	TypeMessageFailed:      func() Body { return &MessageFailed{} },
+	TypeCreateReaderConfig: func() Body { return &CreateReaderConfig{} },
+	TypeDeleteReaderConfig: func() Body { return &DeleteReaderConfig{} },
 }

@@ -34,6 +34,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&UpdateCard{ID: "c", AccountID: "a", FirstName: ptr("X"), AccessLevels: &[]string{"y"}, Fields: &map[string]string{"k": "v"}},
 		&MessageDelivered{ID: "m"},
 		&MessageFailed{ID: "m", Error: "550", Final: true},
+		&CreateReaderConfig{ID: "rc", AccountID: "a", SiteID: "s", Source: "lintel-reader-config 1\nname = London\n"},
+		&DeleteReaderConfig{ID: "rc", AccountID: "a"},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
@@ -67,7 +69,8 @@ func TestTypeNumbersAreStable(t *testing.T) {
 	want := map[Type]Type{TypeInit: 1, TypeCreateSession: 2, TypeDeleteSession: 3, TypeCreateSite: 4, TypeDeleteSite: 5, TypeRemoveNode: 6,
 		TypeAddIssuer: 7, TypeLoadVoucher: 8, TypeSetAlertThreshold: 9, TypeUpdateSite: 10, TypeCreateCardholder: 11, TypeCreateCard: 12,
 		TypeSendCard: 13, TypeActivateCard: 14, TypeExpireLinks: 15, TypeRevokeCard: 16, TypeConfirmRevoke: 17, TypeMarkLost: 18,
-		TypeDeleteCard: 19, TypeUpdateCard: 20, TypeMessageDelivered: 21, TypeMessageFailed: 22}
+		TypeDeleteCard: 19, TypeUpdateCard: 20, TypeMessageDelivered: 21, TypeMessageFailed: 22,
+		TypeCreateReaderConfig: 23, TypeDeleteReaderConfig: 24}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

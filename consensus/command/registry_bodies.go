@@ -176,3 +176,21 @@ type MessageFailed struct {
 
 func (*MessageDelivered) CommandType() Type { return TypeMessageDelivered }
 func (*MessageFailed) CommandType() Type    { return TypeMessageFailed }
+
+// CreateReaderConfig imports a reader configuration file (SPEC 6.2). The
+// state parses the file itself, so every node holds the same settings.
+type CreateReaderConfig struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	SiteID    string `json:"site_id"`
+	Source    string `json:"source"`
+}
+
+// DeleteReaderConfig removes a configuration no card or configurator uses.
+type DeleteReaderConfig struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+}
+
+func (*CreateReaderConfig) CommandType() Type { return TypeCreateReaderConfig }
+func (*DeleteReaderConfig) CommandType() Type { return TypeDeleteReaderConfig }

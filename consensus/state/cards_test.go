@@ -31,12 +31,9 @@ func newRegistry(t *testing.T, credits int64) *registry {
 	r.issuer = key
 	r.mustApply(&command.AddIssuer{KeyID: key.KeyID(), PublicKey: key.Public(), Name: "test issuer"})
 	r.mustApply(&command.CreateSite{ID: "site", AccountID: "acc", Name: "London"})
-	// Reader configurations are imported through their own command (next);
-	// the table is filled directly here.
 	for _, name := range []string{"London", "Paris"} {
-		rc := ReaderConfig{ID: "rc-" + name, AccountID: "acc", SiteID: "site", Name: name}
-		r.s.ReaderConfigs[rc.ID] = rc
-		r.s.readerConfigNames[readerConfigKey("acc", name)] = rc.ID
+		r.mustApply(&command.CreateReaderConfig{ID: "rc-" + name, AccountID: "acc", SiteID: "site",
+			Source: "lintel-reader-config 1\nname = " + name + "\n"})
 	}
 	if credits > 0 {
 		r.load(credits)

@@ -222,6 +222,10 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyMessageDelivered(c, b, ch)
 	case *command.MessageFailed:
 		return s.applyMessageFailed(b, ch)
+	case *command.CreateReaderConfig:
+		return s.applyCreateReaderConfig(c, b, ch)
+	case *command.DeleteReaderConfig:
+		return s.applyDeleteReaderConfig(b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }

@@ -57,15 +57,17 @@ const SessionCookie = "lintel_session"
 // API serves /api/v1.
 type API struct {
 	svc      Service
+	baseURL  string // the node's advertised console URL, for activation links
 	log      *slog.Logger
 	now      func() time.Time
 	throttle *throttle
 	mux      *http.ServeMux
 }
 
-// New builds the API handler.
-func New(svc Service, log *slog.Logger) *API {
-	a := &API{svc: svc, log: log, now: time.Now, throttle: newThrottle(), mux: http.NewServeMux()}
+// New builds the API handler. baseURL is where people reach this node
+// (http://advertised-address), used in activation links.
+func New(svc Service, log *slog.Logger, baseURL string) *API {
+	a := &API{svc: svc, log: log, baseURL: baseURL, now: time.Now, throttle: newThrottle(), mux: http.NewServeMux()}
 	a.routes()
 	return a
 }
@@ -83,6 +85,38 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/sites", a.auth("sites", "create", a.createSite))
 	m.HandleFunc("GET /api/v1/sites/{id}", a.auth("sites", "view", a.getSite))
 	m.HandleFunc("DELETE /api/v1/sites/{id}", a.auth("sites", "delete", a.deleteSite))
+	m.HandleFunc("PATCH /api/v1/sites/{id}", a.auth("sites", "edit", a.patchSite))
+
+	m.HandleFunc("POST /api/v1/sites/{id}/reader-configs", a.auth("reader_configs", "create", a.importReaderConfig))
+	m.HandleFunc("GET /api/v1/sites/{id}/reader-configs", a.auth("reader_configs", "view", a.listReaderConfigs))
+	m.HandleFunc("GET /api/v1/reader-configs/{id}", a.auth("reader_configs", "view", a.getReaderConfig))
+	m.HandleFunc("DELETE /api/v1/reader-configs/{id}", a.auth("reader_configs", "delete", a.deleteReaderConfig))
+
+	m.HandleFunc("GET /api/v1/credits", a.auth("credits", "view", a.getCredits))
+	m.HandleFunc("PATCH /api/v1/credits", a.auth("credits", "edit", a.patchCredits))
+	m.HandleFunc("POST /api/v1/credits/vouchers", a.auth("credits", "create", a.loadVoucher))
+	m.HandleFunc("GET /api/v1/credits/issuers", a.auth("credits", "view", a.listIssuers))
+	m.HandleFunc("POST /api/v1/credits/issuers", a.auth("credits", "create", a.addIssuer))
+	m.HandleFunc("GET /api/v1/outbox", a.auth("cards", "view", a.listOutbox))
+
+	m.HandleFunc("GET /api/v1/cardholders", a.auth("cardholders", "view", a.listCardholders))
+	m.HandleFunc("POST /api/v1/cardholders", a.auth("cardholders", "create", a.createCardholder))
+	m.HandleFunc("GET /api/v1/cardholders/{id}", a.auth("cardholders", "view", a.getCardholder))
+
+	m.HandleFunc("GET /api/v1/sites/{id}/cards", a.auth("cards", "view", a.listCards))
+	m.HandleFunc("POST /api/v1/sites/{id}/cards", a.auth("cards", "create", a.createCard))
+	m.HandleFunc("GET /api/v1/cards/{id}", a.auth("cards", "view", a.getCard))
+	m.HandleFunc("PATCH /api/v1/cards/{id}", a.auth("cards", "edit", a.updateCard))
+	m.HandleFunc("DELETE /api/v1/cards/{id}", a.auth("cards", "delete", a.cardAction(
+		func(id, acc string) command.Body { return &command.DeleteCard{ID: id, AccountID: acc} }, http.StatusNoContent)))
+	m.HandleFunc("POST /api/v1/cards/{id}/send", a.auth("cards", "edit", a.sendCard))
+	m.HandleFunc("POST /api/v1/cards/{id}/revoke", a.auth("cards", "edit", a.cardAction(
+		func(id, acc string) command.Body { return &command.RevokeCard{ID: id, AccountID: acc} }, http.StatusOK)))
+	m.HandleFunc("POST /api/v1/cards/{id}/lost", a.auth("cards", "edit", a.cardAction(
+		func(id, acc string) command.Body { return &command.MarkLost{ID: id, AccountID: acc} }, http.StatusOK)))
+
+	m.HandleFunc("GET /activate/{token}", a.activationPage)
+	m.HandleFunc("POST /activate/{token}", a.activate)
 
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "", "there is no "+r.Method+" "+r.URL.Path+" in this API; see the README for the paths")

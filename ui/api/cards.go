@@ -1,0 +1,298 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+)
+
+// cardView is a card as SPEC 4.4 writes it. The link hash never leaves the node.
+type cardView struct {
+	ID           string            `json:"id"`
+	SiteID       string            `json:"site_id"`
+	Kind         string            `json:"kind"`
+	Status       string            `json:"status"`
+	ReaderConfig string            `json:"reader_config"`
+	PrivateID    string            `json:"private_id"`
+	CardholderID string            `json:"cardholder_id"`
+	FirstName    string            `json:"first_name"`
+	LastName     string            `json:"last_name"`
+	Email        string            `json:"email"`
+	Phone        string            `json:"phone"`
+	ValidFrom    *time.Time        `json:"valid_from"`
+	ValidUntil   *time.Time        `json:"valid_until"`
+	MaxUses      int64             `json:"max_uses"`
+	Uses         int64             `json:"uses"`
+	AccessLevels []string          `json:"access_levels"`
+	Fields       map[string]string `json:"fields"`
+	Credits      int64             `json:"credits"`
+	CreatedAt    time.Time         `json:"created_at"`
+	SentAt       *time.Time        `json:"sent_at"`
+	ActivatedAt  *time.Time        `json:"activated_at"`
+	RevokedAt    *time.Time        `json:"revoked_at"`
+	Device       *deviceView       `json:"device"`
+}
+
+type deviceView struct {
+	PublicKey string    `json:"public_key"` // base64 PKIX DER
+	BoundAt   time.Time `json:"bound_at"`
+}
+
+func viewCard(c state.Card) cardView {
+	v := cardView{
+		ID: c.ID, SiteID: c.SiteID, Kind: c.Kind, Status: c.Status, ReaderConfig: c.ReaderConfig, PrivateID: c.PrivateID,
+		CardholderID: c.CardholderID, FirstName: c.FirstName, LastName: c.LastName, Email: c.Email, Phone: c.Phone,
+		ValidFrom: c.ValidFrom, ValidUntil: c.ValidUntil, MaxUses: c.MaxUses, Uses: c.Uses, AccessLevels: c.AccessLevels,
+		Fields: c.Fields, Credits: c.Credits, CreatedAt: c.CreatedAt, SentAt: c.SentAt, ActivatedAt: c.ActivatedAt, RevokedAt: c.RevokedAt,
+	}
+	if v.AccessLevels == nil {
+		v.AccessLevels = []string{}
+	}
+	if v.Fields == nil {
+		v.Fields = map[string]string{}
+	}
+	if c.Device != nil {
+		v.Device = &deviceView{PublicKey: base64.StdEncoding.EncodeToString(c.Device.PublicKey), BoundAt: c.Device.BoundAt}
+	}
+	return v
+}
+
+func cardKey(v cardView) string { return v.LastName + "\x00" + v.FirstName + "\x00" + v.ID }
+
+// cardFromWrite decodes the card a write returned.
+func cardFromWrite(val json.RawMessage) cardView {
+	var c state.Card
+	json.Unmarshal(val, &c)
+	return viewCard(c)
+}
+
+type createCardRequest struct {
+	CardholderID string            `json:"cardholder_id"`
+	FirstName    string            `json:"first_name"`
+	LastName     string            `json:"last_name"`
+	Email        string            `json:"email"`
+	Phone        string            `json:"phone"`
+	Kind         string            `json:"kind"`
+	ReaderConfig string            `json:"reader_config"`
+	PrivateID    string            `json:"private_id"`
+	ValidFrom    *time.Time        `json:"valid_from"`
+	ValidUntil   *time.Time        `json:"valid_until"`
+	MaxUses      int64             `json:"max_uses"`
+	AccessLevels []string          `json:"access_levels"`
+	Fields       map[string]string `json:"fields"`
+}
+
+// createCardBody turns a request (or an import row) into the command.
+func createCardBody(siteID, accountID string, req createCardRequest) *command.CreateCard {
+	b := &command.CreateCard{
+		ID: newID(), SiteID: siteID, AccountID: accountID, Kind: req.Kind, ReaderConfig: trimmed(req.ReaderConfig),
+		PrivateID: trimmed(req.PrivateID), CardholderID: req.CardholderID, ValidFrom: req.ValidFrom, ValidUntil: req.ValidUntil,
+		MaxUses: req.MaxUses, AccessLevels: req.AccessLevels, Fields: req.Fields,
+	}
+	if b.Kind == "" {
+		b.Kind = state.KindPrivateID
+		if b.ReaderConfig == "" && b.PrivateID == "" {
+			b.Kind = state.KindDeviceID
+		}
+	}
+	if req.CardholderID == "" {
+		b.NewCardholder = &command.CreateCardholder{ID: newID(), AccountID: accountID, FirstName: req.FirstName,
+			LastName: req.LastName, Email: req.Email, Phone: req.Phone}
+	}
+	return b
+}
+
+func (a *API) createCard(w http.ResponseWriter, r *http.Request, p *Principal) {
+	site, ok := a.findSite(w, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	var req createCardRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	val, ok := a.write(w, r, p, createCardBody(site.ID, p.Account.ID, req))
+	if ok {
+		writeJSON(w, http.StatusCreated, cardFromWrite(val))
+	}
+}
+
+func (a *API) listCards(w http.ResponseWriter, r *http.Request, p *Principal) {
+	site, ok := a.findSite(w, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	q, ok := parseList(w, r)
+	if !ok || !a.strong(w, r) {
+		return
+	}
+	var items []cardView
+	a.svc.Read(func(s *state.State) {
+		for _, c := range s.Cards {
+			if c.SiteID != site.ID || (q.Status != "" && c.Status != q.Status) {
+				continue
+			}
+			if matches(q.Q, c.FirstName, c.LastName, c.Email, c.Phone, c.ReaderConfig, c.PrivateID, c.Status, c.ID) {
+				items = append(items, viewCard(c))
+			}
+		}
+	})
+	sort.Slice(items, func(i, j int) bool { return cardKey(items[i]) < cardKey(items[j]) })
+	writeJSON(w, http.StatusOK, page(items, cardKey, q))
+}
+
+// findCard returns a card of the principal's account and a site it may see, or answers 404.
+func (a *API) findCard(w http.ResponseWriter, p *Principal, id string) (state.Card, bool) {
+	var c state.Card
+	var ok bool
+	a.svc.Read(func(s *state.State) { c, ok = s.Cards[id] })
+	if !ok || c.AccountID != p.Account.ID || !p.CanSite(c.SiteID) {
+		writeError(w, http.StatusNotFound, "card_not_found", "", "there is no card "+id+" in your account")
+		return c, false
+	}
+	return c, true
+}
+
+func (a *API) getCard(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if !a.strong(w, r) {
+		return
+	}
+	if c, ok := a.findCard(w, p, r.PathValue("id")); ok {
+		writeJSON(w, http.StatusOK, viewCard(c))
+	}
+}
+
+func (a *API) updateCard(w http.ResponseWriter, r *http.Request, p *Principal) {
+	c, ok := a.findCard(w, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	var req struct {
+		FirstName    *string            `json:"first_name"`
+		LastName     *string            `json:"last_name"`
+		Email        *string            `json:"email"`
+		Phone        *string            `json:"phone"`
+		Kind         *string            `json:"kind"`
+		ReaderConfig *string            `json:"reader_config"`
+		PrivateID    *string            `json:"private_id"`
+		ValidFrom    *time.Time         `json:"valid_from"`
+		ValidUntil   *time.Time         `json:"valid_until"`
+		MaxUses      *int64             `json:"max_uses"`
+		AccessLevels *[]string          `json:"access_levels"`
+		Fields       *map[string]string `json:"fields"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	val, ok := a.write(w, r, p, &command.UpdateCard{
+		ID: c.ID, AccountID: p.Account.ID, FirstName: req.FirstName, LastName: req.LastName, Email: req.Email, Phone: req.Phone,
+		Kind: req.Kind, ReaderConfig: req.ReaderConfig, PrivateID: req.PrivateID, ValidFrom: req.ValidFrom, ValidUntil: req.ValidUntil,
+		MaxUses: req.MaxUses, AccessLevels: req.AccessLevels, Fields: req.Fields,
+	})
+	if ok {
+		writeJSON(w, http.StatusOK, cardFromWrite(val))
+	}
+}
+
+// cardAction answers the simple card commands: revoke, lost, delete.
+func (a *API) cardAction(make func(id, account string) command.Body, status int) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) {
+		c, ok := a.findCard(w, p, r.PathValue("id"))
+		if !ok {
+			return
+		}
+		val, ok := a.write(w, r, p, make(c.ID, p.Account.ID))
+		switch {
+		case !ok:
+		case status == http.StatusNoContent:
+			w.WriteHeader(status)
+		default:
+			writeJSON(w, status, cardFromWrite(val))
+		}
+	}
+}
+
+// sendCard makes a fresh single-use link, keeps only its hash on the card,
+// and queues the activation message that carries it.
+func (a *API) sendCard(w http.ResponseWriter, r *http.Request, p *Principal) {
+	c, ok := a.findCard(w, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	var site state.Site
+	a.svc.Read(func(s *state.State) { site = s.Sites[c.SiteID] })
+	token := newToken()
+	url := strings.TrimRight(a.baseURL, "/") + "/activate/" + token
+	expires := a.now().UTC().Add(site.ActivationTTL)
+	body := fmt.Sprintf("Hello %s %s,\n\nYour virtual access card for %s is ready.\n"+
+		"Open this link on your phone, in the wallet app, to activate it. It works once and expires on %s.\n\n%s\n",
+		c.FirstName, c.LastName, site.Name, expires.Format("02-01-2006 15:04 MST"), url)
+	val, ok := a.write(w, r, p, &command.SendCard{
+		ID: c.ID, AccountID: p.Account.ID, LinkHash: HashToken(token), LinkExpires: expires,
+		Message: command.Message{ID: newID(), To: c.Email, Subject: "Your virtual access card for " + site.Name, Body: body},
+	})
+	if ok {
+		writeJSON(w, http.StatusOK, cardFromWrite(val))
+	}
+}
+
+// activationView is what the wallet keeps after activating.
+type activationView struct {
+	CardID       string `json:"card_id"`
+	SiteID       string `json:"site_id"`
+	Site         string `json:"site"`
+	Kind         string `json:"kind"`
+	ReaderConfig string `json:"reader_config"`
+	PrivateID    string `json:"private_id"`
+	FirstName    string `json:"first_name"`
+	LastName     string `json:"last_name"`
+	Status       string `json:"status"`
+}
+
+// activate redeems a link: POST /activate/{token} {"public_key": base64 PKIX DER of a P-256 key}.
+// No login: the link is the credential, single use and short-lived.
+func (a *API) activate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PublicKey string `json:"public_key"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	der, err := base64.StdEncoding.DecodeString(req.PublicKey)
+	if err != nil || len(der) == 0 {
+		writeError(w, http.StatusBadRequest, "invalid_value", "public_key", "public_key must be the base64 of the phone's P-256 public key (PKIX DER)")
+		return
+	}
+	system := &Principal{Operator: state.Operator{ID: "activation"}}
+	val, ok := a.write(w, r, system, &command.ActivateCard{LinkHash: HashToken(r.PathValue("token")), DeviceKey: der})
+	if !ok {
+		return
+	}
+	var c state.Card
+	json.Unmarshal(val, &c)
+	v := activationView{CardID: c.ID, SiteID: c.SiteID, Kind: c.Kind, ReaderConfig: c.ReaderConfig, PrivateID: c.PrivateID,
+		FirstName: c.FirstName, LastName: c.LastName, Status: c.Status}
+	a.svc.Read(func(s *state.State) { v.Site = s.Sites[c.SiteID].Name })
+	writeJSON(w, http.StatusOK, v)
+}
+
+// activationPage is GET /activate/{token}: it tells the holder what to do and
+// does not use the link up (mail scanners and previews fetch links too).
+func (a *API) activationPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Activate your card</title><body style="font-family:sans-serif;max-width:32em;margin:2em auto">
+<h1>Activate your virtual access card</h1>
+<p>Open this link in the wallet app on the phone that will carry the card. The link works once.</p>
+<p>Opening it here in a browser did not use it up.</p></body></html>`)
+}
