@@ -21,6 +21,7 @@ func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a)
 	mux.Handle("/activate/", a)
+	mux.Handle("/wallet/", a)
 	mux.Handle(replication.PathApply, n.fwd.Handler())
 	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
 	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))

@@ -117,6 +117,8 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /activate/{token}", a.activationPage)
 	m.HandleFunc("POST /activate/{token}", a.activate)
+	m.HandleFunc("POST /wallet/v1/checkin", a.walletCheckin)
+	m.HandleFunc("POST /wallet/v1/receipts", a.walletReceipt)
 
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "", "there is no "+r.Method+" "+r.URL.Path+" in this API; see the README for the paths")

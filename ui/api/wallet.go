@@ -1,0 +1,69 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+)
+
+// The phone's side over the site network (SPEC 7, `lintel wallet checkin`).
+// No operator login: a check-in only reads statuses of card ids the phone
+// holds, and a deletion receipt is authenticated by the card's bound key.
+
+type checkinCard struct {
+	CardID string `json:"card_id"`
+	Status string `json:"status"`
+	// Delete tells the phone to delete the card and send a deletion receipt.
+	Delete bool `json:"delete"`
+}
+
+func (a *API) walletCheckin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		CardIDs []string `json:"card_ids"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if len(req.CardIDs) > 100 {
+		writeError(w, http.StatusBadRequest, "too_many", "card_ids", "a phone checks in at most 100 cards at a time")
+		return
+	}
+	out := make([]checkinCard, 0, len(req.CardIDs))
+	a.svc.Read(func(s *state.State) {
+		for _, id := range req.CardIDs {
+			c, ok := s.Cards[id]
+			switch {
+			case !ok:
+				out = append(out, checkinCard{CardID: id, Status: "deleted", Delete: true})
+			default:
+				del := c.Status == state.CardPendingRevoke || c.Status == state.CardRevoked || c.Status == state.CardLost
+				out = append(out, checkinCard{CardID: id, Status: c.Status, Delete: del})
+			}
+		}
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"cards": out})
+}
+
+func (a *API) walletReceipt(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		CardID    string `json:"card_id"`
+		Signature string `json:"signature"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	sig, err := base64.StdEncoding.DecodeString(req.Signature)
+	if err != nil || len(sig) == 0 || len(sig) > 128 {
+		writeError(w, http.StatusBadRequest, "invalid_value", "signature", "signature must be the base64 ECDSA P-256 (ASN.1) signature of the deletion receipt")
+		return
+	}
+	phone := &Principal{Operator: state.Operator{ID: "phone"}}
+	val, ok := a.write(w, r, phone, &command.ConfirmRevoke{CardID: req.CardID, Signature: sig})
+	if !ok {
+		return
+	}
+	c := cardFromWrite(val)
+	writeJSON(w, http.StatusOK, checkinCard{CardID: c.ID, Status: c.Status, Delete: true})
+}
