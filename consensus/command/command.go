@@ -44,6 +44,7 @@ const (
 	TypeMessageFailed
 	TypeCreateReaderConfig
 	TypeDeleteReaderConfig
+	TypeImportCards
 )
 
 // Version is the encoding version written by this build.
@@ -168,4 +169,5 @@ var registry = map[Type]func() Body{
 	TypeMessageFailed:      func() Body { return &MessageFailed{} },
 	TypeCreateReaderConfig: func() Body { return &CreateReaderConfig{} },
 	TypeDeleteReaderConfig: func() Body { return &DeleteReaderConfig{} },
+	TypeImportCards:        func() Body { return &ImportCards{} },
 }

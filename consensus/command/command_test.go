@@ -36,6 +36,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&MessageFailed{ID: "m", Error: "550", Final: true},
 		&CreateReaderConfig{ID: "rc", AccountID: "a", SiteID: "s", Source: "lintel-reader-config 1\nname = London\n"},
 		&DeleteReaderConfig{ID: "rc", AccountID: "a"},
+		&ImportCards{Cards: []CreateCard{{ID: "c1", SiteID: "s", AccountID: "a", Kind: "device_id", CardholderID: "h"}}},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
@@ -70,7 +71,7 @@ func TestTypeNumbersAreStable(t *testing.T) {
 		TypeAddIssuer: 7, TypeLoadVoucher: 8, TypeSetAlertThreshold: 9, TypeUpdateSite: 10, TypeCreateCardholder: 11, TypeCreateCard: 12,
 		TypeSendCard: 13, TypeActivateCard: 14, TypeExpireLinks: 15, TypeRevokeCard: 16, TypeConfirmRevoke: 17, TypeMarkLost: 18,
 		TypeDeleteCard: 19, TypeUpdateCard: 20, TypeMessageDelivered: 21, TypeMessageFailed: 22,
-		TypeCreateReaderConfig: 23, TypeDeleteReaderConfig: 24}
+		TypeCreateReaderConfig: 23, TypeDeleteReaderConfig: 24, TypeImportCards: 25}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

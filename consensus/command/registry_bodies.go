@@ -194,3 +194,11 @@ type DeleteReaderConfig struct {
 
 func (*CreateReaderConfig) CommandType() Type { return TypeCreateReaderConfig }
 func (*DeleteReaderConfig) CommandType() Type { return TypeDeleteReaderConfig }
+
+// ImportCards creates many cards at once, all or none (SPEC 4.4, import).
+// The API checks the whole file first and sends it in batches.
+type ImportCards struct {
+	Cards []CreateCard `json:"cards"`
+}
+
+func (*ImportCards) CommandType() Type { return TypeImportCards }

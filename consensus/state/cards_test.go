@@ -451,3 +451,29 @@ func TestOutboxDeliveryRedactsTheLink(t *testing.T) {
 	}
 	r.refuse(&command.MessageDelivered{ID: "nope"}, "message_not_found")
 }
+
+func TestImportCardsAllOrNone(t *testing.T) {
+	r := newRegistry(t, 0)
+	row := func(id, pid string) command.CreateCard {
+		return command.CreateCard{ID: id, SiteID: "site", AccountID: "acc", Kind: KindPrivateID, ReaderConfig: "London", PrivateID: pid,
+			NewCardholder: &command.CreateCardholder{ID: "h-" + id, FirstName: "F", LastName: "L", Email: id + "@example.com"}}
+	}
+	good := []command.CreateCard{row("a", "1"), row("b", "2")}
+	bad := []command.CreateCard{row("c", "3"), row("d", "3")} // duplicate private id within the file
+	if errs := r.s.CheckImport(command.Header{At: r.at}, bad); len(errs) != 1 || errs[0].Row != 1 || errs[0].Rejection.Code != "duplicate_private_id" {
+		t.Fatalf("CheckImport: %+v", errs)
+	}
+	if len(r.s.Cards) != 0 {
+		t.Fatal("CheckImport changed the state")
+	}
+	r.refuse(&command.ImportCards{Cards: bad}, "duplicate_private_id")
+	if len(r.s.Cards) != 0 || len(r.s.Cardholders) != 0 {
+		t.Fatalf("a refused batch left %d cards and %d cardholders", len(r.s.Cards), len(r.s.Cardholders))
+	}
+	r.must(&command.ImportCards{Cards: good})
+	if len(r.s.Cards) != 2 || r.s.Cards["b"].Status != CardCreated {
+		t.Fatalf("import: %d cards", len(r.s.Cards))
+	}
+	// The refused batch's ids are free again and the good ones are taken.
+	r.refuse(&command.ImportCards{Cards: []command.CreateCard{row("a", "9")}}, "duplicate_id")
+}

@@ -226,6 +226,8 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyCreateReaderConfig(c, b, ch)
 	case *command.DeleteReaderConfig:
 		return s.applyDeleteReaderConfig(b, ch)
+	case *command.ImportCards:
+		return s.applyImportCards(c, b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }
