@@ -45,6 +45,21 @@ const (
 	TypeCreateReaderConfig
 	TypeDeleteReaderConfig
 	TypeImportCards
+	TypeCreateAccount
+	TypeUpdateAccount
+	TypeSetAccountStatus
+	TypeDeleteAccount
+	TypeTransferCredits
+	TypeCreateProfile
+	TypeUpdateProfile
+	TypeDeleteProfile
+	TypeCreateOperator
+	TypeUpdateOperator
+	TypeSetOperatorStatus
+	TypeDeleteOperator
+	TypeAcceptInvitation
+	TypeCreateToken
+	TypeDeleteToken
 )
 
 // Version is the encoding version written by this build.
@@ -62,6 +77,8 @@ type Header struct {
 	// Idempotent marks a RequestID derived from a client's Idempotency-Key:
 	// its answer is kept 24 h instead of the short retry window.
 	Idempotent bool `json:"idempotent,omitempty"`
+	// Node is the node that made the command, for the account history.
+	Node string `json:"node,omitempty"`
 }
 
 // Body is the payload of one command type.
@@ -102,7 +119,7 @@ func Encode(c Command) ([]byte, error) {
 		return nil, err
 	}
 	env, err := json.Marshal(envelope{Header: Header{
-		RequestID: c.RequestID, Actor: c.Actor, At: c.At.UTC(), Idempotent: c.Idempotent,
+		RequestID: c.RequestID, Actor: c.Actor, At: c.At.UTC(), Idempotent: c.Idempotent, Node: c.Node,
 	}, Body: body})
 	if err != nil {
 		return nil, err
@@ -170,4 +187,19 @@ var registry = map[Type]func() Body{
 	TypeCreateReaderConfig: func() Body { return &CreateReaderConfig{} },
 	TypeDeleteReaderConfig: func() Body { return &DeleteReaderConfig{} },
 	TypeImportCards:        func() Body { return &ImportCards{} },
+	TypeCreateAccount:      func() Body { return &CreateAccount{} },
+	TypeUpdateAccount:      func() Body { return &UpdateAccount{} },
+	TypeSetAccountStatus:   func() Body { return &SetAccountStatus{} },
+	TypeDeleteAccount:      func() Body { return &DeleteAccount{} },
+	TypeTransferCredits:    func() Body { return &TransferCredits{} },
+	TypeCreateProfile:      func() Body { return &CreateProfile{} },
+	TypeUpdateProfile:      func() Body { return &UpdateProfile{} },
+	TypeDeleteProfile:      func() Body { return &DeleteProfile{} },
+	TypeCreateOperator:     func() Body { return &CreateOperator{} },
+	TypeUpdateOperator:     func() Body { return &UpdateOperator{} },
+	TypeSetOperatorStatus:  func() Body { return &SetOperatorStatus{} },
+	TypeDeleteOperator:     func() Body { return &DeleteOperator{} },
+	TypeAcceptInvitation:   func() Body { return &AcceptInvitation{} },
+	TypeCreateToken:        func() Body { return &CreateToken{} },
+	TypeDeleteToken:        func() Body { return &DeleteToken{} },
 }

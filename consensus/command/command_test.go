@@ -37,10 +37,26 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&CreateReaderConfig{ID: "rc", AccountID: "a", SiteID: "s", Source: "lintel-reader-config 1\nname = London\n"},
 		&DeleteReaderConfig{ID: "rc", AccountID: "a"},
 		&ImportCards{Cards: []CreateCard{{ID: "c1", SiteID: "s", AccountID: "a", Kind: "device_id", CardholderID: "h"}}},
+		&CreateAccount{ID: "a2", ParentID: "a", Name: "Co", Kind: "end_customer", Email: "x@y.z", OperatorID: "o", ProfileID: "p",
+			InviteHash: "ih", InviteExpires: at, Credits: 5, TransferID: "t", Invitation: Message{ID: "m"}},
+		&UpdateAccount{ID: "a2", ParentID: "a", Name: ptr("New"), AlertThreshold: ptr(int64(3))},
+		&SetAccountStatus{ID: "a2", ParentID: "a", Enable: true},
+		&DeleteAccount{ID: "a2", ParentID: "a"},
+		&TransferCredits{ID: "t", From: "a", To: "a2", Credits: 9, Comment: "PO 1"},
+		&CreateProfile{ID: "p", AccountID: "a", ProfileRights: ProfileRights{Name: "Sales", Rights: map[string][]string{"cards": {"view"}}, CanOrderCredits: true}},
+		&UpdateProfile{ID: "p", AccountID: "a", ProfileRights: ProfileRights{Name: "Sales 2"}},
+		&DeleteProfile{ID: "p", AccountID: "a"},
+		&CreateOperator{ID: "o", AccountID: "a", FirstName: "F", Email: "f@x.y", ProfileID: "p", SiteIDs: []string{"s"}, InviteHash: "h", InviteExpires: at},
+		&UpdateOperator{ID: "o", AccountID: "a", SiteIDs: &[]string{"s2"}},
+		&SetOperatorStatus{ID: "o", AccountID: "a"},
+		&DeleteOperator{ID: "o", AccountID: "a"},
+		&AcceptInvitation{InviteHash: "h", PasswordHash: "ph"},
+		&CreateToken{ID: "tk", OperatorID: "o", Name: "script", TokenHash: "th"},
+		&DeleteToken{ID: "tk", AccountID: "a"},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
-		c := Command{Header: Header{RequestID: "r1", Actor: "o", At: at, Idempotent: true}, Body: b}
+		c := Command{Header: Header{RequestID: "r1", Actor: "o", At: at, Idempotent: true, Node: "n1"}, Body: b}
 		raw, err := Encode(c)
 		if err != nil {
 			t.Fatalf("%T: encode: %v", b, err)
@@ -71,7 +87,10 @@ func TestTypeNumbersAreStable(t *testing.T) {
 		TypeAddIssuer: 7, TypeLoadVoucher: 8, TypeSetAlertThreshold: 9, TypeUpdateSite: 10, TypeCreateCardholder: 11, TypeCreateCard: 12,
 		TypeSendCard: 13, TypeActivateCard: 14, TypeExpireLinks: 15, TypeRevokeCard: 16, TypeConfirmRevoke: 17, TypeMarkLost: 18,
 		TypeDeleteCard: 19, TypeUpdateCard: 20, TypeMessageDelivered: 21, TypeMessageFailed: 22,
-		TypeCreateReaderConfig: 23, TypeDeleteReaderConfig: 24, TypeImportCards: 25}
+		TypeCreateReaderConfig: 23, TypeDeleteReaderConfig: 24, TypeImportCards: 25,
+		TypeCreateAccount: 26, TypeUpdateAccount: 27, TypeSetAccountStatus: 28, TypeDeleteAccount: 29, TypeTransferCredits: 30,
+		TypeCreateProfile: 31, TypeUpdateProfile: 32, TypeDeleteProfile: 33, TypeCreateOperator: 34, TypeUpdateOperator: 35,
+		TypeSetOperatorStatus: 36, TypeDeleteOperator: 37, TypeAcceptInvitation: 38, TypeCreateToken: 39, TypeDeleteToken: 40}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

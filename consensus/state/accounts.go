@@ -25,12 +25,18 @@ var Rights = []string{"view", "create", "edit", "delete"}
 // AdministratorProfile is the name of the profile with every right.
 const AdministratorProfile = "Administrator"
 
-// Account is a reseller or end-customer account.
+// Account is a reseller or end-customer account. ParentID is the reseller
+// that created it (empty for the bootstrap account).
 type Account struct {
 	ID        string    `json:"id"`
+	ParentID  string    `json:"parent_id"`
 	Name      string    `json:"name"`
 	Kind      string    `json:"kind"`
 	Status    string    `json:"status"`
+	Email     string    `json:"email"`
+	FirstName string    `json:"first_name"`
+	LastName  string    `json:"last_name"`
+	Phone     string    `json:"phone"`
 	CreatedAt time.Time `json:"created_at"`
 	Credits   Ledger    `json:"credits"`
 }
@@ -88,7 +94,7 @@ func (s *State) applyInit(c command.Command, b *command.Init, ch *changes) (any,
 		all[a] = append([]string(nil), Rights...)
 	}
 	at := c.At.UTC()
-	s.Accounts[b.AccountID] = Account{ID: b.AccountID, Name: b.AccountName, Kind: b.AccountKind, Status: "active", CreatedAt: at}
+	s.Accounts[b.AccountID] = Account{ID: b.AccountID, Name: b.AccountName, Kind: b.AccountKind, Status: OperatorActivated, Email: normEmail(b.Email), CreatedAt: at}
 	s.Profiles[b.ProfileID] = Profile{
 		ID: b.ProfileID, AccountID: b.AccountID, Name: AdministratorProfile, Rights: all,
 		CanOrderCredits: true, CanTransferCredits: true,

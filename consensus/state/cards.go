@@ -276,7 +276,7 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 	s.Accounts[acc.ID] = acc
 	ch.put("accounts", acc.ID)
 	s.putCard(card, ch)
-	s.queueMessage(c, b.Message, card.ID, ch)
+	s.queueMessage(c, b.Message, card.ID, ch, card.AccountID)
 	return card, nil
 }
 

@@ -30,13 +30,12 @@ type Message struct {
 	SentAt    *time.Time `json:"sent_at"`
 }
 
-func (s *State) queueMessage(c command.Command, m command.Message, cardID string, ch *changes) {
+func (s *State) queueMessage(c command.Command, m command.Message, cardID string, ch *changes, accountID string) {
 	if m.ID == "" {
 		return
 	}
-	card := s.Cards[cardID]
 	s.Outbox[m.ID] = Message{
-		ID: m.ID, AccountID: card.AccountID, CardID: cardID, To: m.To, Subject: m.Subject, Body: m.Body,
+		ID: m.ID, AccountID: accountID, CardID: cardID, To: m.To, Subject: m.Subject, Body: m.Body,
 		Status: MessageQueued, CreatedAt: c.At.UTC(),
 	}
 	ch.put("outbox", m.ID)

@@ -83,6 +83,12 @@ func (s *State) fillNil() {
 	if s.Outbox == nil {
 		s.Outbox = n.Outbox
 	}
+	if s.Invitations == nil {
+		s.Invitations = n.Invitations
+	}
+	if s.Tokens == nil {
+		s.Tokens = n.Tokens
+	}
 	if s.Issuers == nil {
 		s.Issuers = n.Issuers
 	}

@@ -75,6 +75,10 @@ type State struct {
 	Cards         map[string]Card          `json:"cards"`
 	Outbox        map[string]Message       `json:"outbox"`
 	Issuers       map[string]Issuer        `json:"issuers"`
+	Invitations   map[string]Invitation    `json:"invitations"` // by invite link hash
+	Tokens        map[string]Token         `json:"tokens"`
+	Transfers     []Transfer               `json:"transfers"`
+	History       []HistoryEntry           `json:"history"`
 	Vouchers      map[string]LoadedVoucher `json:"vouchers"`
 	// LostWithAccounts: credits of deleted accounts, lost with them.
 	LostWithAccounts int64                 `json:"lost_with_accounts"`
@@ -92,6 +96,7 @@ type State struct {
 	holderConfigs     map[string]int    // cardholder + config → cards
 	siteCards         map[string]int    // site → cards
 	readerConfigNames map[string]string // account + lower-case name → reader config id
+	tokenByHash       map[string]string // API token hash → token id
 }
 
 // DedupEntry keeps the first answer to a request id.
@@ -115,6 +120,8 @@ func New() *State {
 		Cards:         map[string]Card{},
 		Outbox:        map[string]Message{},
 		Issuers:       map[string]Issuer{},
+		Invitations:   map[string]Invitation{},
+		Tokens:        map[string]Token{},
 		Vouchers:      map[string]LoadedVoucher{},
 		Dedup:         map[string]DedupEntry{},
 	}
@@ -135,6 +142,10 @@ func (s *State) reindex() {
 	s.readerConfigNames = make(map[string]string, len(s.ReaderConfigs))
 	for id, rc := range s.ReaderConfigs {
 		s.readerConfigNames[readerConfigKey(rc.AccountID, rc.Name)] = id
+	}
+	s.tokenByHash = make(map[string]string, len(s.Tokens))
+	for id, t := range s.Tokens {
+		s.tokenByHash[t.TokenHash] = id
 	}
 	s.cardByLink, s.privateIDs, s.holderConfigs, s.siteCards = map[string]string{}, map[string]int{}, map[string]int{}, map[string]int{}
 	for _, c := range s.Cards {
@@ -161,6 +172,7 @@ func (s *State) Apply(index uint64, c command.Command) (Result, []Change) {
 	}
 	res := Result{Err: rej}
 	if rej == nil {
+		s.record(index, c, value)
 		if value != nil {
 			b, err := json.Marshal(value)
 			if err != nil {
@@ -228,6 +240,36 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyDeleteReaderConfig(b, ch)
 	case *command.ImportCards:
 		return s.applyImportCards(c, b, ch)
+	case *command.CreateAccount:
+		return s.applyCreateAccount(c, b, ch)
+	case *command.UpdateAccount:
+		return s.applyUpdateAccount(b, ch)
+	case *command.SetAccountStatus:
+		return s.applySetAccountStatus(b, ch)
+	case *command.DeleteAccount:
+		return s.applyDeleteAccount(b, ch)
+	case *command.TransferCredits:
+		return s.applyTransferCredits(c, b, ch)
+	case *command.CreateProfile:
+		return s.applyCreateProfile(b, ch)
+	case *command.UpdateProfile:
+		return s.applyUpdateProfile(b, ch)
+	case *command.DeleteProfile:
+		return s.applyDeleteProfile(b, ch)
+	case *command.CreateOperator:
+		return s.applyCreateOperator(c, b, ch)
+	case *command.UpdateOperator:
+		return s.applyUpdateOperator(b, ch)
+	case *command.SetOperatorStatus:
+		return s.applySetOperatorStatus(b, ch)
+	case *command.DeleteOperator:
+		return s.applyDeleteOperator(b, ch)
+	case *command.AcceptInvitation:
+		return s.applyAcceptInvitation(c, b, ch)
+	case *command.CreateToken:
+		return s.applyCreateToken(c, b, ch)
+	case *command.DeleteToken:
+		return s.applyDeleteToken(b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }
@@ -282,6 +324,12 @@ func (s *State) Clone() *State {
 	c.Cards = maps.Clone(s.Cards)
 	c.Outbox = maps.Clone(s.Outbox)
 	c.Issuers = maps.Clone(s.Issuers)
+	c.Invitations = maps.Clone(s.Invitations)
+	c.Tokens = maps.Clone(s.Tokens)
+	// Transfers and History only grow: a copy of the slice header is immutable
+	// to readers (append may reuse capacity, but never rewrites old entries).
+	c.Transfers = s.Transfers[:len(s.Transfers):len(s.Transfers)]
+	c.History = s.History[:len(s.History):len(s.History)]
 	c.Vouchers = maps.Clone(s.Vouchers)
 	c.Dedup = maps.Clone(s.Dedup)
 	c.DedupRetry = append([]string(nil), s.DedupRetry...)
@@ -293,6 +341,7 @@ func (s *State) Clone() *State {
 	c.holderConfigs = maps.Clone(s.holderConfigs)
 	c.siteCards = maps.Clone(s.siteCards)
 	c.readerConfigNames = maps.Clone(s.readerConfigNames)
+	c.tokenByHash = maps.Clone(s.tokenByHash)
 	return &c
 }
 

@@ -1,0 +1,127 @@
+package state
+
+import (
+	"fmt"
+	"time"
+
+	"lintel/consensus/command"
+)
+
+// HistoryEntry is one line of the account history (seed 003, "Account
+// History": time stamp, page, action, performed by), plus the node.
+type HistoryEntry struct {
+	Index     uint64    `json:"index"`
+	AccountID string    `json:"account_id"`
+	At        time.Time `json:"at"`
+	Area      string    `json:"area"`
+	Action    string    `json:"action"`
+	By        string    `json:"by"` // operator id, or "system"
+	Node      string    `json:"node"`
+}
+
+// record appends a history line for a command that changed something.
+// Logins, logouts and mail delivery are not account actions.
+func (s *State) record(index uint64, c command.Command, value any) {
+	area, action, account := s.describe(c, value)
+	if area == "" {
+		return
+	}
+	s.History = append(s.History, HistoryEntry{Index: index, AccountID: account, At: c.At.UTC(), Area: area, Action: action, By: c.Actor, Node: c.Node})
+}
+
+// accountOf is the account an operator acts for.
+func (s *State) accountOf(operatorID string) string { return s.Operators[operatorID].AccountID }
+
+func (s *State) describe(c command.Command, value any) (area, action, account string) {
+	account = s.accountOf(c.Actor)
+	switch b := c.Body.(type) {
+	case *command.CreateSite:
+		return "Customer Sites", "New site created : " + b.Name, b.AccountID
+	case *command.DeleteSite:
+		return "Customer Sites", "Site deleted : " + b.ID, b.AccountID
+	case *command.UpdateSite:
+		return "Customer Sites", "Site updated : " + s.Sites[b.ID].Name, b.AccountID
+	case *command.CreateReaderConfig:
+		return "Reader Configurations", "Reader configuration imported : " + s.ReaderConfigs[b.ID].Name, b.AccountID
+	case *command.DeleteReaderConfig:
+		return "Reader Configurations", "Reader configuration deleted : " + b.ID, b.AccountID
+	case *command.CreateCardholder:
+		return "Cardholders", "Cardholder created : " + b.FirstName + " " + b.LastName, b.AccountID
+	case *command.CreateCard:
+		c := s.Cards[b.ID]
+		return "Users (VCards)", "Virtual card created : " + c.FirstName + " " + c.LastName, b.AccountID
+	case *command.ImportCards:
+		return "Users (VCards)", fmt.Sprintf("%d virtual cards imported", len(b.Cards)), b.Cards[0].AccountID
+	case *command.UpdateCard:
+		return "Users (VCards)", "Virtual card updated : " + s.cardName(b.ID), b.AccountID
+	case *command.SendCard:
+		return "Users (VCards)", "Virtual card sent : " + s.cardName(b.ID), b.AccountID
+	case *command.ActivateCard:
+		c, _ := value.(Card)
+		return "Users (VCards)", "Virtual card activated : " + s.cardName(c.ID), c.AccountID
+	case *command.RevokeCard:
+		return "Users (VCards)", "Virtual card revoke requested : " + s.cardName(b.ID), b.AccountID
+	case *command.ConfirmRevoke:
+		return "Users (VCards)", "Virtual card revoked : " + s.cardName(b.CardID), s.Cards[b.CardID].AccountID
+	case *command.MarkLost:
+		return "Users (VCards)", "Virtual card marked lost : " + s.cardName(b.ID), b.AccountID
+	case *command.DeleteCard:
+		return "Users (VCards)", "Virtual card deleted : " + b.ID, b.AccountID
+	case *command.AddIssuer:
+		return "Credits", "Credit issuer trusted : " + b.KeyID, account
+	case *command.LoadVoucher:
+		lv, _ := value.(LoadedVoucher)
+		return "Credits", fmt.Sprintf("%d Credits loaded from voucher %s", lv.Credits, lv.ID), b.AccountID
+	case *command.SetAlertThreshold:
+		return "Credits", fmt.Sprintf("Credit alert threshold set to %d", b.Threshold), b.AccountID
+	case *command.CreateAccount:
+		return "Customer Accounts", "New account created : " + b.Name, b.ParentID
+	case *command.UpdateAccount:
+		return "Customer Accounts", "Account updated : " + s.Accounts[b.ID].Name, b.ParentID
+	case *command.SetAccountStatus:
+		verb := "disabled"
+		if b.Enable {
+			verb = "enabled"
+		}
+		return "Customer Accounts", "Account " + verb + " : " + s.Accounts[b.ID].Name, b.ParentID
+	case *command.DeleteAccount:
+		return "Customer Accounts", "Account deleted : " + b.ID, b.ParentID
+	case *command.TransferCredits:
+		return "Customer Accounts", fmt.Sprintf("%d Credits transferred to account successfully : %s", b.Credits, s.Accounts[b.To].Name), b.From
+	case *command.CreateProfile:
+		return "Users and Profiles", "Profile created : " + b.Name, b.AccountID
+	case *command.UpdateProfile:
+		return "Users and Profiles", "Profile updated : " + b.Name, b.AccountID
+	case *command.DeleteProfile:
+		return "Users and Profiles", "Profile deleted : " + b.ID, b.AccountID
+	case *command.CreateOperator:
+		return "Users and Profiles", "User created : " + b.FirstName + " " + b.LastName, b.AccountID
+	case *command.UpdateOperator:
+		o := s.Operators[b.ID]
+		return "Users and Profiles", "User updated : " + o.FirstName + " " + o.LastName, b.AccountID
+	case *command.SetOperatorStatus:
+		o := s.Operators[b.ID]
+		verb := "disabled"
+		if b.Enable {
+			verb = "enabled"
+		}
+		return "Users and Profiles", "User " + verb + " : " + o.FirstName + " " + o.LastName, b.AccountID
+	case *command.DeleteOperator:
+		return "Users and Profiles", "User deleted : " + b.ID, b.AccountID
+	case *command.AcceptInvitation:
+		o, _ := value.(Operator)
+		return "Users and Profiles", "User activated : " + o.FirstName + " " + o.LastName, o.AccountID
+	case *command.CreateToken:
+		return "API Settings", "API token created : " + b.Name, account
+	case *command.DeleteToken:
+		return "API Settings", "API token revoked : " + b.ID, b.AccountID
+	case *command.RemoveNode:
+		return "Cluster", "Node removed : " + b.NodeID, account
+	}
+	return "", "", ""
+}
+
+func (s *State) cardName(id string) string {
+	c := s.Cards[id]
+	return c.FirstName + " " + c.LastName
+}
