@@ -29,7 +29,7 @@ const usage = `lintel: mobile access credentials for sites without internet
 
 Usage:
   lintel serve [flags]      run a building node (lintel serve -h for the flags)
-  lintel wallet ...         the phone's software wallet (not in this build yet)
+  lintel wallet ...         the phone's software wallet (lintel wallet -h)
   lintel voucher ...        credit-issuer keys and signed credit vouchers (lintel voucher -h)
   lintel version            version, commit, Go version
   lintel help               this text
@@ -56,8 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "voucher":
 		return voucherCmd(args[1:], stdout, stderr)
 	case "wallet":
-		fmt.Fprintf(stderr, "lintel %s: not in this build yet; see README.md for what this version does\n", args[0])
-		return 2
+		return walletCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "lintel: unknown command %q; run 'lintel help'\n", args[0])
 	return 2
@@ -92,8 +91,8 @@ func serveFlags(cfg *node.Config, join *string, fs *flag.FlagSet) {
 	fs.StringVar(&cfg.AdminEmail, "admin-email", env("LINTEL_ADMIN_EMAIL", "admin@lintel.local"), "first operator of a new cluster ($LINTEL_ADMIN_EMAIL)")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", env("LINTEL_ADMIN_PASSWORD", ""), "its password; generated and printed once when empty ($LINTEL_ADMIN_PASSWORD)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", env("LINTEL_GOSSIP_KEY", ""), "base64 key of 16, 24 or 32 bytes that encrypts gossip ($LINTEL_GOSSIP_KEY)")
-	fs.Var((*listFlag)(&cfg.VoucherIssuers), "voucher-issuer", "credit-issuer public key file to trust, repeatable (taken at bootstrap; the credit ledger comes in a later version)")
-	fs.StringVar(&cfg.SMTP, "smtp", env("LINTEL_SMTP", ""), "HOST:PORT of the site's mail relay ($LINTEL_SMTP; mail comes in a later version)")
+	fs.Var((*listFlag)(&cfg.VoucherIssuers), "voucher-issuer", "credit-issuer public key file (FILE.pub of lintel voucher keygen) to trust, repeatable; taken at bootstrap")
+	fs.StringVar(&cfg.SMTP, "smtp", env("LINTEL_SMTP", ""), "HOST:PORT of the site's mail relay for activation messages ($LINTEL_SMTP)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "on a new cluster, load demo data")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LINTEL_LOG_LEVEL", "info"), "debug, info, warn or error ($LINTEL_LOG_LEVEL)")
 }

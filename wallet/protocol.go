@@ -1,0 +1,436 @@
+package wallet
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode"
+
+	"lintel/consensus/command"
+)
+
+// maxAnswer bounds what the wallet reads of a node's answer.
+const maxAnswer = 1 << 20
+
+// checkinBatch is the most card ids the node takes in one check-in.
+const checkinBatch = 100
+
+// DeletionReceiptMessage is what the phone signs to confirm it deleted a card.
+func DeletionReceiptMessage(cardID string) []byte {
+	return command.DeletionReceiptMessage(cardID)
+}
+
+// ServerError is a refusal by the node: an HTTP error status, with the code
+// and message of the API's error body when it had one.
+type ServerError struct {
+	StatusCode int
+	Code       string
+	Message    string
+}
+
+func (e *ServerError) Error() string {
+	if e.Code == "" {
+		return oneLine(e.Message)
+	}
+	return oneLine(e.Message) + " (" + e.Code + ")"
+}
+
+// NetError is a failed exchange with a node: it could not be reached, did
+// not answer in time, or answered something that is not the API.
+type NetError struct {
+	Node string // scheme://host[:port], never the activation token
+	Err  error
+}
+
+func (e *NetError) Error() string {
+	var ne interface{ Timeout() bool }
+	if errors.As(e.Err, &ne) && ne.Timeout() {
+		return fmt.Sprintf("no answer from the node at %s within %s", e.Node, HTTPTimeout)
+	}
+	return fmt.Sprintf("cannot reach the node at %s: %s", e.Node, oneLine(e.Err.Error()))
+}
+
+func (e *NetError) Unwrap() error { return e.Err }
+
+// ErrOutcomeUnknown marks an activation whose request may have reached the
+// node: the key is kept, and running the same activation again finishes it.
+var ErrOutcomeUnknown = errors.New("the activation's outcome is unknown")
+
+type outcomeError struct{ err error }
+
+func (e *outcomeError) Error() string {
+	return e.err.Error() + "; the card may be activated already: the key is kept in the wallet, run the same activation again to finish"
+}
+
+func (e *outcomeError) Unwrap() []error { return []error{e.err, ErrOutcomeUnknown} }
+
+// ParseActivationURL checks an activation link (http://host:port/activate/TOKEN)
+// and returns the URL of the node it points at.
+func ParseActivationURL(s string) (node string, err error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("not an activation link: want http://HOST:PORT/activate/TOKEN")
+	}
+	i := strings.LastIndex(u.Path, "/activate/")
+	if i < 0 {
+		return "", errors.New("not an activation link: the path has no /activate/TOKEN")
+	}
+	token := u.Path[i+len("/activate/"):]
+	if token == "" || strings.Contains(token, "/") {
+		return "", errors.New("not an activation link: no token after /activate/")
+	}
+	return u.Scheme + "://" + u.Host + u.Path[:i], nil
+}
+
+// ParseNodeURL checks a node's URL (http://HOST:PORT) and returns it without
+// a trailing slash.
+func ParseNodeURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("not a node URL: want http://HOST:PORT")
+	}
+	return u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/"), nil
+}
+
+// activation is the node's answer to POST /activate/{token}.
+type activation struct {
+	CardID       string `json:"card_id"`
+	SiteID       string `json:"site_id"`
+	Site         string `json:"site"`
+	Kind         string `json:"kind"`
+	ReaderConfig string `json:"reader_config"`
+	PrivateID    string `json:"private_id"`
+	FirstName    string `json:"first_name"`
+	LastName     string `json:"last_name"`
+	Status       string `json:"status"`
+}
+
+// Activate redeems an activation link: it makes a fresh P-256 key, sends
+// its public half to the node and stores the card the node bound to it.
+//
+// A refusal by the node is a *ServerError (link_used, link_expired,
+// link_not_found...). When the request may have reached the node but no
+// answer came back, the error wraps ErrOutcomeUnknown and the key stays in
+// the wallet: calling Activate again with the same link reuses it with the
+// same idempotency key, so the node repeats its first answer.
+func (w *Wallet) Activate(ctx context.Context, activationURL string) (*Card, error) {
+	activationURL = strings.TrimSpace(activationURL)
+	node, err := ParseActivationURL(activationURL)
+	if err != nil {
+		return nil, err
+	}
+	p := w.pendingFor(activationURL)
+	fresh := p == nil
+	if fresh {
+		key, err := newKey()
+		if err != nil {
+			return nil, err
+		}
+		p = &pending{URL: activationURL, IdempotencyKey: "wallet-" + randomHex(16), StartedAt: w.now().UTC(), key: key}
+		if p.PrivateKey, err = marshalKey(key); err != nil {
+			return nil, err
+		}
+		// The key is on disk before the node can bind it.
+		w.pending = append(w.pending, p)
+		if err := w.Save(); err != nil {
+			w.dropPending(p)
+			return nil, err
+		}
+	}
+	der, err := x509.MarshalPKIXPublicKey(&p.key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	var ans activation
+	err = w.post(ctx, node, activationURL, map[string]string{"public_key": base64.StdEncoding.EncodeToString(der)}, p.IdempotencyKey, &ans)
+	if err == nil && ans.CardID == "" {
+		err = &NetError{Node: node, Err: errors.New("the answer has no card_id")}
+	}
+	var se *ServerError
+	switch {
+	case errors.As(err, &se) && se.StatusCode < 500, fresh && notSent(err):
+		// A definite refusal, or a request that never left: nothing was
+		// bound to the key. (A key kept from an earlier try stays when the
+		// node cannot be reached now.)
+		w.dropPending(p)
+		if serr := w.Save(); serr != nil {
+			return nil, fmt.Errorf("%w (and %v)", err, serr)
+		}
+		return nil, err
+	case err != nil:
+		return nil, &outcomeError{err}
+	}
+	c := &Card{
+		CardID: ans.CardID, SiteID: ans.SiteID, Site: ans.Site, Kind: ans.Kind, ReaderConfig: ans.ReaderConfig,
+		PrivateID: ans.PrivateID, FirstName: ans.FirstName, LastName: ans.LastName, Status: ans.Status,
+		NodeURL: node, ActivatedAt: w.now().UTC(), key: p.key,
+	}
+	// A card re-issued to this phone after a revoke has the same id: the
+	// new activation replaces whatever is left of the old one.
+	w.remove(c.CardID)
+	w.dropPending(p)
+	w.cards = append(w.cards, c)
+	if err := w.Save(); err != nil {
+		// The file still holds the pending activation and its key.
+		return c, fmt.Errorf("the card is activated but the wallet file was not updated (%v); fix that and run the same activation again", err)
+	}
+	return c, nil
+}
+
+func (w *Wallet) pendingFor(activationURL string) *pending {
+	for _, p := range w.pending {
+		if p.URL == activationURL {
+			return p
+		}
+	}
+	return nil
+}
+
+func (w *Wallet) dropPending(p *pending) {
+	for i, q := range w.pending {
+		if q == p {
+			w.pending = append(w.pending[:i], w.pending[i+1:]...)
+			return
+		}
+	}
+}
+
+// What a check-in did with a card (CheckinResult.Action).
+const (
+	ActionKept    = "kept"    // the card stays; its status is updated
+	ActionDeleted = "deleted" // deleted on the node's instruction
+	ActionRemoved = "removed" // the node does not know the card: removed, no receipt
+)
+
+// What became of a deletion receipt (CheckinResult.Receipt).
+const (
+	ReceiptConfirmed = "confirmed"  // the node took it: the card is revoked
+	ReceiptPending   = "pending"    // not delivered; the next check-in sends it again
+	ReceiptNotNeeded = "not_needed" // the node needs none (the card is lost or gone)
+	ReceiptRefused   = "refused"    // the node refused it; it is dropped
+)
+
+// CheckinResult is what a check-in did with one card; its JSON form is what
+// `lintel wallet checkin` prints.
+type CheckinResult struct {
+	CardID  string `json:"card_id"`
+	Status  string `json:"status,omitempty"` // the card's status on the node
+	Action  string `json:"action"`
+	Receipt string `json:"receipt,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// checkinAnswer is the node's answer to POST /wallet/v1/checkin.
+type checkinAnswer struct {
+	Cards []struct {
+		CardID string `json:"card_id"`
+		Status string `json:"status"`
+		Delete bool   `json:"delete"`
+	} `json:"cards"`
+}
+
+// Checkin asks the node for the status of every card held and carries out
+// its instructions: a card to delete is deleted and its signed deletion
+// receipt sent, which completes the revoke on the node; a card the node does
+// not know is removed without a receipt. Receipts that did not get through
+// at an earlier check-in are sent first.
+//
+// The results cover every card touched, also when err is not nil; err is
+// not nil when any card had an error or the node could not be asked.
+func (w *Wallet) Checkin(ctx context.Context, nodeURL string) ([]CheckinResult, error) {
+	node, err := ParseNodeURL(nodeURL)
+	if err != nil {
+		return nil, err
+	}
+	var out []CheckinResult
+	failed := 0
+	add := func(r CheckinResult) {
+		if r.Error != "" {
+			failed++
+		}
+		out = append(out, r)
+	}
+
+	for _, c := range append([]*Card(nil), w.cards...) {
+		if c.Deleted && c.receipt != nil {
+			add(w.deliverReceipt(ctx, node, c, CheckinResult{CardID: c.CardID, Status: c.Status, Action: ActionDeleted}))
+		}
+	}
+
+	held := w.Cards()
+	for start := 0; start < len(held); start += checkinBatch {
+		batch := held[start:min(start+checkinBatch, len(held))]
+		ids := make([]string, len(batch))
+		for i, c := range batch {
+			ids[i] = c.CardID
+		}
+		var ans checkinAnswer
+		if err := w.post(ctx, node, node+"/wallet/v1/checkin", map[string][]string{"card_ids": ids}, "", &ans); err != nil {
+			if serr := w.Save(); serr != nil {
+				err = fmt.Errorf("%w (and %v)", err, serr)
+			}
+			return out, err
+		}
+		answered := map[string]int{}
+		for i, a := range ans.Cards {
+			answered[a.CardID] = i
+		}
+		for _, c := range batch {
+			i, ok := answered[c.CardID]
+			if !ok {
+				add(CheckinResult{CardID: c.CardID, Status: c.Status, Action: ActionKept, Error: "the node's answer left this card out"})
+				continue
+			}
+			a := ans.Cards[i]
+			r := CheckinResult{CardID: c.CardID, Status: a.Status}
+			switch {
+			case !a.Delete:
+				c.Status, r.Action = a.Status, ActionKept
+			case a.Status == "deleted":
+				w.remove(c.CardID)
+				r.Action = ActionRemoved
+			case a.Status == "lost":
+				// The node refuses receipts for lost cards: the credits are
+				// gone and no reader grants the card any more.
+				w.remove(c.CardID)
+				r.Action, r.Receipt = ActionDeleted, ReceiptNotNeeded
+			default:
+				c.Status, r.Action = a.Status, ActionDeleted
+				if _, err := w.Delete(c.CardID); err != nil {
+					r.Action, r.Error = ActionKept, oneLine(err.Error())
+					break
+				}
+				r = w.deliverReceipt(ctx, node, c, r)
+			}
+			add(r)
+		}
+	}
+	if err := w.Save(); err != nil {
+		return out, err
+	}
+	if failed > 0 {
+		return out, fmt.Errorf("%d of %d cards had errors", failed, len(out))
+	}
+	return out, nil
+}
+
+// deliverReceipt sends a deleted card's receipt and forgets the card once
+// the node has it.
+func (w *Wallet) deliverReceipt(ctx context.Context, node string, c *Card, r CheckinResult) CheckinResult {
+	var ans struct {
+		CardID string `json:"card_id"`
+		Status string `json:"status"`
+	}
+	body := map[string]string{"card_id": c.CardID, "signature": base64.StdEncoding.EncodeToString(c.receipt)}
+	err := w.post(ctx, node, node+"/wallet/v1/receipts", body, "", &ans)
+	var se *ServerError
+	switch {
+	case err == nil:
+		w.ReceiptDelivered(c.CardID)
+		r.Receipt = ReceiptConfirmed
+		if ans.Status != "" {
+			r.Status = ans.Status
+		}
+	case errors.As(err, &se) && se.Code == "card_not_found":
+		w.ReceiptDelivered(c.CardID)
+		r.Receipt, r.Status = ReceiptNotNeeded, "deleted"
+	case errors.As(err, &se) && se.StatusCode < 500:
+		// Sending it again cannot change the answer.
+		w.ReceiptDelivered(c.CardID)
+		r.Receipt, r.Error = ReceiptRefused, "the node refused the deletion receipt: "+err.Error()
+	default:
+		c.Status = r.Status
+		r.Receipt, r.Error = ReceiptPending, "deletion receipt not delivered, the next check-in sends it again: "+err.Error()
+	}
+	return r
+}
+
+// notSent reports whether a request failed before it could reach the node:
+// the connection was never made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// post sends body as JSON and decodes a 200 answer into out. An error
+// status is a *ServerError; anything else that goes wrong is a *NetError.
+func (w *Wallet) post(ctx context.Context, node, target string, body any, idempotencyKey string, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
+	if err != nil {
+		return &NetError{Node: node, Err: errors.New("bad URL")}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
+	resp, err := w.HTTP.Do(req)
+	if err != nil {
+		// *url.Error repeats the URL, and an activation URL holds the token.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &NetError{Node: node, Err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return &NetError{Node: node, Err: fmt.Errorf("reading the answer: %w", err)}
+	}
+	if len(data) > maxAnswer {
+		return &NetError{Node: node, Err: errors.New("the answer is over 1 MiB")}
+	}
+	if resp.StatusCode != http.StatusOK {
+		se := &ServerError{StatusCode: resp.StatusCode, Message: "the node answered " + resp.Status}
+		var eb struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+			se.Code, se.Message = eb.Error.Code, eb.Error.Message
+		}
+		return se
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return &NetError{Node: node, Err: fmt.Errorf("the answer is not the JSON expected: %v", err)}
+	}
+	return nil
+}
+
+// oneLine keeps a message from the network on one printable line.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "..."
+	}
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
