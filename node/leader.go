@@ -21,6 +21,7 @@ const maxVoters = 5
 // reconciles gossip members into Raft whenever membership changes.
 func (n *Node) leaderLoop() {
 	defer n.wg.Done()
+	defer n.mail.close()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	established := false
@@ -30,6 +31,7 @@ func (n *Node) leaderLoop() {
 			return
 		case isLeader := <-n.raft.LeaderCh():
 			established = false
+			n.mail.stop()
 			if !isLeader {
 				continue
 			}
@@ -38,6 +40,7 @@ func (n *Node) leaderLoop() {
 		}
 		if !n.raft.IsLeader() {
 			established = false
+			n.mail.stop()
 			continue
 		}
 		if !established {
@@ -46,8 +49,10 @@ func (n *Node) leaderLoop() {
 				continue
 			}
 			established = true
+			n.mail.start()
 		}
 		n.reconcileMembers()
+		n.expireLinks()
 	}
 }
 
@@ -83,11 +88,30 @@ func (n *Node) establish() error {
 	return nil
 }
 
+// expireLinks moves sent cards whose activation link expired to expired,
+// releasing their credits; only when some link has expired.
+func (n *Node) expireLinks() {
+	now := time.Now().UTC()
+	var due bool
+	n.raft.Read(func(s *state.State) { due = s.LinksToExpire(now) })
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, res, err := n.raft.Apply(ctx, command.Command{
+		Header: command.Header{RequestID: api.NewID(), Actor: "system", At: now, Node: n.cfg.NodeID}, Body: &command.ExpireLinks{},
+	})
+	if err != nil || res.Err != nil {
+		n.log.Warn("link expiry not applied", "err", err, "rejection", res.Err)
+	}
+}
+
 // applySystem applies a command the node makes itself (bootstrap, demo) and
 // logs a failure; the request id makes a retry after a crash harmless.
 func (n *Node) applySystem(ctx context.Context, requestID string, b command.Body) bool {
 	_, res, err := n.raft.Apply(ctx, command.Command{
-		Header: command.Header{RequestID: requestID, Actor: n.initAdmin.OperatorID, At: time.Now().UTC()}, Body: b,
+		Header: command.Header{RequestID: requestID, Actor: n.initAdmin.OperatorID, At: time.Now().UTC(), Node: n.cfg.NodeID}, Body: b,
 	})
 	if err != nil || res.Err != nil {
 		n.log.Warn("bootstrap command not applied", "command", requestID, "err", err, "rejection", res.Err)
@@ -207,7 +231,10 @@ func isRemoved(removed map[string]state.RemovedNode, m replication.Member) bool 
 // in the data dir, 0600) and a voucher of 1000 credits loaded.
 func (n *Node) loadDemo(ctx context.Context) {
 	acc := n.initAdmin.AccountID
-	n.applySystem(ctx, "demo-site-"+acc, &command.CreateSite{ID: api.NewID(), AccountID: acc, Name: "Headquarters"})
+	site := api.NewID()
+	n.applySystem(ctx, "demo-site-"+acc, &command.CreateSite{ID: site, AccountID: acc, Name: "Headquarters"})
+	n.applySystem(ctx, "demo-config-"+acc, &command.CreateReaderConfig{ID: api.NewID(), AccountID: acc, SiteID: site,
+		Source: "lintel-reader-config 1\n# The demo's reader configuration\nname = Headquarters\nmode.slide = short\n"})
 	key, err := voucher.GenerateKey()
 	if err == nil {
 		err = voucher.WriteKeyFiles(filepath.Join(n.cfg.DataDir, "demo-issuer.key"), key, true)

@@ -44,6 +44,7 @@ type Node struct {
 	initAdmin   *command.Init
 	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
 
+	mail           *mailer // delivers the outbox while this node leads
 	reconcile      chan struct{}
 	membersChanged chan struct{}
 	stop           chan struct{}
@@ -58,6 +59,10 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), membersChanged: make(chan struct{}, 1), stop: make(chan struct{})}
 	n.log = slog.New(slog.NewTextHandler(cfg.LogOutput, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)})).With("node", cfg.NodeID)
+	var err error
+	if n.mail, err = newMailer(n); err != nil { // before Raft: observe pokes it while the log replays
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -156,12 +161,14 @@ func (n *Node) prepareInit() error {
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	name := n.cfg.Building
+	// SPEC 4.2: an end customer named after the first building; the demo
+	// shows the integrator's side too, so its account is a reseller.
+	name, kind := n.cfg.Building, state.AccountEndCustomer
 	if n.cfg.Demo {
-		name = "Demo Integrator"
+		name, kind = "Demo Integrator", state.AccountReseller
 	}
 	n.initAdmin = &command.Init{
-		AccountID: api.NewID(), AccountName: name, AccountKind: state.AccountEndCustomer,
+		AccountID: api.NewID(), AccountName: name, AccountKind: kind,
 		ProfileID: api.NewID(), OperatorID: api.NewID(), Email: n.cfg.AdminEmail,
 		PasswordHash: string(hash), ClusterSecret: secret,
 	}
@@ -210,6 +217,9 @@ func (n *Node) observe(changes []state.Change) {
 		}
 		if c.Table == "removed_nodes" || c.Table == "*" {
 			n.poke()
+		}
+		if c.Table == "outbox" || c.Table == "*" {
+			n.mail.poke()
 		}
 	}
 }

@@ -39,6 +39,26 @@ func StartIn(t testing.TB, dir, id string, join ...string) *node.Node {
 	return n
 }
 
+// StartWith runs one node on a fresh data dir after opt has adjusted its
+// configuration (for example Config.SMTP); join lists gossip addresses.
+func StartWith(t testing.TB, id string, opt func(*node.Config), join ...string) *node.Node {
+	t.Helper()
+	cfg := node.Config{
+		DataDir: t.TempDir(), NodeID: id, Building: "Building " + id,
+		HTTP: "127.0.0.1:0", Raft: "127.0.0.1:0", Gossip: "127.0.0.1:0", Readers: "127.0.0.1:0",
+		Join: join, AdminEmail: AdminEmail, AdminPassword: AdminPassword, LogLevel: "error", LogOutput: io.Discard,
+	}
+	if opt != nil {
+		opt(&cfg)
+	}
+	n, err := node.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	return n
+}
+
 // WaitReady polls /readyz until it answers 200.
 func WaitReady(t testing.TB, n *node.Node) {
 	t.Helper()
