@@ -17,11 +17,12 @@ import (
 
 func (n *Node) routes() http.Handler {
 	svc := service{n}
-	a := api.New(svc, n.log, "http://"+n.httpAddr)
+	a := api.New(svc, n.log, "http://"+n.httpAddr, n.cfg.NodeID)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a)
 	mux.Handle("/activate/", a)
 	mux.Handle("/wallet/", a)
+	mux.Handle("/invitation/", a)
 	mux.Handle(replication.PathApply, n.fwd.Handler())
 	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
 	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))

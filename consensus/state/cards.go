@@ -65,6 +65,11 @@ type Card struct {
 	Device      *Device    `json:"device"`
 	LinkHash    string     `json:"link_hash,omitempty"`
 	LinkExpires *time.Time `json:"link_expires,omitempty"`
+	// OldLink is the card's previous link and why it stopped working, so a
+	// holder who opens it again is told the truth (used, expired, replaced).
+	OldLink    string `json:"old_link,omitempty"`
+	OldLinkWhy string `json:"old_link_why,omitempty"`
+	MessageID  string `json:"message_id,omitempty"` // the last activation message
 }
 
 // holdsCredits reports whether the card's credits are debited and in use.
@@ -77,6 +82,14 @@ func (c Card) holdsCredits() bool {
 func (c Card) counts() bool { return c.Status != CardLost }
 
 func ptime(t time.Time) *time.Time { u := t.UTC(); return &u }
+
+// retireLink ends the card's live link, remembering why.
+func (c *Card) retireLink(why string) {
+	if c.LinkHash != "" {
+		c.OldLink, c.OldLinkWhy = c.LinkHash, why
+	}
+	c.LinkHash, c.LinkExpires = "", nil
+}
 
 func (s *State) card(id, accountID string) (Card, *Rejection) {
 	c, ok := s.Cards[id]
@@ -108,6 +121,9 @@ func (s *State) indexCard(c Card) {
 	if c.LinkHash != "" {
 		s.cardByLink[c.LinkHash] = c.ID
 	}
+	if c.OldLink != "" {
+		s.cardByOldLink[c.OldLink] = c.ID
+	}
 	if !c.counts() {
 		return
 	}
@@ -121,6 +137,9 @@ func (s *State) indexCard(c Card) {
 func (s *State) unindexCard(c Card) {
 	if c.LinkHash != "" {
 		delete(s.cardByLink, c.LinkHash)
+	}
+	if c.OldLink != "" {
+		delete(s.cardByOldLink, c.OldLink)
 	}
 	if !c.counts() {
 		return
@@ -272,7 +291,15 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 	}
 	card.Status = CardSent
 	card.SentAt = ptime(c.At)
+	card.retireLink("replaced")
 	card.LinkHash, card.LinkExpires = b.LinkHash, ptime(b.LinkExpires)
+	// A message still queued with the old link would deliver a dead link.
+	if m, ok := s.Outbox[card.MessageID]; ok && m.Status == MessageQueued {
+		m.Status, m.Body, m.LastError = MessageFailed, Redacted, "replaced by a newer activation message"
+		s.Outbox[m.ID] = m
+		ch.put("outbox", m.ID)
+	}
+	card.MessageID = b.Message.ID
 	s.Accounts[acc.ID] = acc
 	ch.put("accounts", acc.ID)
 	s.putCard(card, ch)
@@ -283,7 +310,16 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 func (s *State) applyActivateCard(c command.Command, b *command.ActivateCard, ch *changes) (any, *Rejection) {
 	id, ok := s.cardByLink[b.LinkHash]
 	if !ok {
-		return nil, reject(NotFound, "link_not_found", "", "this activation link is not valid: it was already used, replaced by a newer one, or never existed; ask for a new link")
+		if old, ok := s.cardByOldLink[b.LinkHash]; ok {
+			switch s.Cards[old].OldLinkWhy {
+			case "used":
+				return nil, reject(Conflict, "link_used", "", "this activation link was already used; a link works once")
+			case "expired":
+				return nil, reject(Conflict, "link_expired", "", "this activation link has expired; ask for a new one")
+			}
+			return nil, reject(Conflict, "link_replaced", "", "a newer activation link was sent for this card; use the latest message")
+		}
+		return nil, reject(NotFound, "link_not_found", "", "this activation link is not valid; ask for a new link")
 	}
 	card := s.Cards[id]
 	if card.Status != CardSent {
@@ -302,7 +338,7 @@ func (s *State) applyActivateCard(c command.Command, b *command.ActivateCard, ch
 	card.Status = CardActivated
 	card.ActivatedAt = ptime(c.At)
 	card.Device = &Device{PublicKey: slices.Clone(b.DeviceKey), BoundAt: c.At.UTC()}
-	card.LinkHash, card.LinkExpires = "", nil // single use
+	card.retireLink("used") // single use
 	s.putCard(card, ch)
 	return card, nil
 }
@@ -344,7 +380,7 @@ func (s *State) applyExpireLinks(c command.Command, ch *changes) (any, *Rejectio
 		s.Accounts[acc.ID] = acc
 		ch.put("accounts", acc.ID)
 		card.Status, card.Credits = CardExpired, 0
-		card.LinkHash, card.LinkExpires = "", nil
+		card.retireLink("expired")
 		s.putCard(card, ch)
 		n++
 	}
@@ -373,14 +409,14 @@ func (s *State) applyConfirmRevoke(c command.Command, b *command.ConfirmRevoke, 
 	if rej != nil {
 		return nil, rej
 	}
-	if card.Status == CardRevoked {
-		return card, nil // the phone may confirm twice
+	if !VerifyDevice(card, command.DeletionReceiptMessage(card.ID), b.Signature) {
+		return nil, reject(Forbidden, "bad_signature", "", "the deletion receipt is not signed by the phone this card is bound to")
+	}
+	if card.Status == CardRevoked || card.Status == CardLost {
+		return card, nil // the phone confirms a deletion already settled: nothing more to do
 	}
 	if card.Status != CardPendingRevoke {
 		return nil, reject(Conflict, "invalid_status", "", "card %s is %s, not pending revoke", card.ID, card.Status)
-	}
-	if !VerifyDevice(card, command.DeletionReceiptMessage(card.ID), b.Signature) {
-		return nil, reject(Forbidden, "bad_signature", "", "the deletion receipt is not signed by the phone this card is bound to")
 	}
 	acc := s.Accounts[card.AccountID]
 	acc.Credits = acc.Credits.refund(card.Credits)

@@ -125,20 +125,25 @@ func TestCardLifecycleAndCredits(t *testing.T) {
 	if m := r.s.Outbox["m-"+link]; m.Status != MessageQueued || m.CardID != "c1" {
 		t.Fatalf("outbox: %+v", m)
 	}
-	// Resend: a new link, the old one dies, no new reservation.
+	// Resend: a new link, the old one dies, no new reservation; the old
+	// message, still queued, is not delivered with its dead link.
 	link2 := r.send("c1")
+	if m := r.s.Outbox["m-"+link]; m.Status != MessageFailed || m.Body != Redacted {
+		t.Fatalf("old message after resend: %+v", m)
+	}
 	if r.ledger().Reserved != 5 {
 		t.Fatalf("resend reserved again: %+v", r.ledger())
 	}
 	p := newPhone(t)
-	r.refuse(&command.ActivateCard{LinkHash: link, DeviceKey: p.public()}, "link_not_found")
+	r.refuse(&command.ActivateCard{LinkHash: link, DeviceKey: p.public()}, "link_replaced")
+	r.refuse(&command.ActivateCard{LinkHash: "never-issued", DeviceKey: p.public()}, "link_not_found")
 	r.refuse(&command.ActivateCard{LinkHash: link2, DeviceKey: []byte("not a key")}, "invalid_value")
 	r.must(&command.ActivateCard{LinkHash: link2, DeviceKey: p.public()})
 	if l := r.ledger(); r.status("c1") != CardActivated || l.Reserved != 0 || l.Balance != 95 || l.Used != 5 {
 		t.Fatalf("activated: %s %+v", r.status("c1"), l)
 	}
 	// The link is single use.
-	r.refuse(&command.ActivateCard{LinkHash: link2, DeviceKey: newPhone(t).public()}, "link_not_found")
+	r.refuse(&command.ActivateCard{LinkHash: link2, DeviceKey: newPhone(t).public()}, "link_used")
 	r.refuse(&command.SendCard{ID: "c1", AccountID: "acc", LinkHash: "x", LinkExpires: r.at.Add(time.Hour)}, "already_activated")
 
 	// Revoke; only the bound phone's receipt confirms it; then the refund.
@@ -177,7 +182,7 @@ func TestLinkExpiryReleasesReservation(t *testing.T) {
 	if r.status("c1") != CardExpired || r.ledger().Reserved != 0 {
 		t.Fatalf("expired: %s %+v", r.status("c1"), r.ledger())
 	}
-	r.refuse(&command.ActivateCard{LinkHash: link, DeviceKey: newPhone(t).public()}, "link_not_found")
+	r.refuse(&command.ActivateCard{LinkHash: link, DeviceKey: newPhone(t).public()}, "link_expired")
 	// An expired card can be sent again.
 	r.send("c1")
 	if r.status("c1") != CardSent || r.ledger().Reserved != 5 {
@@ -402,6 +407,8 @@ func TestDeleteAndLost(t *testing.T) {
 	r.must(&command.RevokeCard{ID: "rv", AccountID: "acc"})
 	r.must(&command.ConfirmRevoke{CardID: "rv", Signature: p.sign(command.DeletionReceiptMessage("rv"))})
 	r.must(&command.MarkLost{ID: "rv", AccountID: "acc"})
+	r.must(&command.ConfirmRevoke{CardID: "rv", Signature: p.sign(command.DeletionReceiptMessage("rv"))})
+	r.refuse(&command.ConfirmRevoke{CardID: "rv", Signature: newPhone(t).sign(command.DeletionReceiptMessage("rv"))}, "bad_signature")
 	if l := r.ledger(); l.Lost != 10 || l.Refunded != 5 {
 		t.Fatalf("lost from revoked loses nothing more: %+v", l)
 	}

@@ -92,6 +92,7 @@ type State struct {
 	siteByName      map[string]string // derived: account id + lower-case name → site id
 	// derived from Cards and ReaderConfigs; see indexCard
 	cardByLink        map[string]string // link hash → card id (sent cards only)
+	cardByOldLink     map[string]string // retired link hash → card id
 	privateIDs        map[string]int    // site + config + private id → cards using it
 	holderConfigs     map[string]int    // cardholder + config → cards
 	siteCards         map[string]int    // site → cards
@@ -147,7 +148,8 @@ func (s *State) reindex() {
 	for id, t := range s.Tokens {
 		s.tokenByHash[t.TokenHash] = id
 	}
-	s.cardByLink, s.privateIDs, s.holderConfigs, s.siteCards = map[string]string{}, map[string]int{}, map[string]int{}, map[string]int{}
+	s.cardByLink, s.cardByOldLink = map[string]string{}, map[string]string{}
+	s.privateIDs, s.holderConfigs, s.siteCards = map[string]int{}, map[string]int{}, map[string]int{}
 	for _, c := range s.Cards {
 		s.indexCard(c)
 	}
@@ -337,6 +339,7 @@ func (s *State) Clone() *State {
 	c.operatorByEmail = maps.Clone(s.operatorByEmail)
 	c.siteByName = maps.Clone(s.siteByName)
 	c.cardByLink = maps.Clone(s.cardByLink)
+	c.cardByOldLink = maps.Clone(s.cardByOldLink)
 	c.privateIDs = maps.Clone(s.privateIDs)
 	c.holderConfigs = maps.Clone(s.holderConfigs)
 	c.siteCards = maps.Clone(s.siteCards)

@@ -6,9 +6,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -58,6 +56,7 @@ const SessionCookie = "lintel_session"
 type API struct {
 	svc      Service
 	baseURL  string // the node's advertised console URL, for activation links
+	nodeID   string // recorded in the account history
 	log      *slog.Logger
 	now      func() time.Time
 	throttle *throttle
@@ -66,8 +65,8 @@ type API struct {
 
 // New builds the API handler. baseURL is where people reach this node
 // (http://advertised-address), used in activation links.
-func New(svc Service, log *slog.Logger, baseURL string) *API {
-	a := &API{svc: svc, log: log, baseURL: baseURL, now: time.Now, throttle: newThrottle(), mux: http.NewServeMux()}
+func New(svc Service, log *slog.Logger, baseURL, nodeID string) *API {
+	a := &API{svc: svc, log: log, baseURL: baseURL, nodeID: nodeID, now: time.Now, throttle: newThrottle(), mux: http.NewServeMux()}
 	a.routes()
 	return a
 }
@@ -115,6 +114,49 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/cards/{id}/lost", a.auth("cards", "edit", a.cardAction(
 		func(id, acc string) command.Body { return &command.MarkLost{ID: id, AccountID: acc} }, http.StatusOK)))
 
+	m.HandleFunc("GET /api/v1/accounts", a.auth("accounts", "view", a.listAccounts))
+	m.HandleFunc("POST /api/v1/accounts", a.auth("accounts", "create", a.createAccount))
+	m.HandleFunc("GET /api/v1/accounts/{id}", a.auth("accounts", "view", a.getAccount))
+	m.HandleFunc("PATCH /api/v1/accounts/{id}", a.auth("accounts", "edit", a.patchAccount))
+	m.HandleFunc("DELETE /api/v1/accounts/{id}", a.auth("accounts", "delete", a.deleteAccount))
+	m.HandleFunc("POST /api/v1/accounts/{id}/disable", a.auth("accounts", "edit", a.accountStatus(false)))
+	m.HandleFunc("POST /api/v1/accounts/{id}/enable", a.auth("accounts", "edit", a.accountStatus(true)))
+	m.HandleFunc("POST /api/v1/accounts/{id}/transfers", a.auth("credits", "edit", a.transfer))
+	m.HandleFunc("GET /api/v1/transfers", a.auth("credits", "view", a.listTransfers))
+	m.HandleFunc("GET /api/v1/history", a.auth("account", "view", a.listHistory))
+	m.HandleFunc("GET /api/v1/self-check", a.auth("cluster", "view", a.selfCheck))
+
+	m.HandleFunc("GET /api/v1/operators", a.auth("operators", "view", a.listOperators))
+	m.HandleFunc("POST /api/v1/operators", a.auth("operators", "create", a.createOperator))
+	m.HandleFunc("PATCH /api/v1/operators/{id}", a.auth("operators", "edit", a.operatorWrite(patchOperatorBody, http.StatusOK)))
+	m.HandleFunc("DELETE /api/v1/operators/{id}", a.auth("operators", "delete", a.operatorWrite(
+		func(id string, p *Principal, _ *http.Request) (command.Body, bool) {
+			return &command.DeleteOperator{ID: id, AccountID: p.Account.ID}, true
+		}, http.StatusNoContent)))
+	m.HandleFunc("POST /api/v1/operators/{id}/disable", a.auth("operators", "edit", a.operatorWrite(
+		func(id string, p *Principal, _ *http.Request) (command.Body, bool) {
+			return &command.SetOperatorStatus{ID: id, AccountID: p.Account.ID}, true
+		}, http.StatusOK)))
+	m.HandleFunc("POST /api/v1/operators/{id}/enable", a.auth("operators", "edit", a.operatorWrite(
+		func(id string, p *Principal, _ *http.Request) (command.Body, bool) {
+			return &command.SetOperatorStatus{ID: id, AccountID: p.Account.ID, Enable: true}, true
+		}, http.StatusOK)))
+	m.HandleFunc("GET /api/v1/profiles", a.auth("profiles", "view", a.listProfiles))
+	m.HandleFunc("POST /api/v1/profiles", a.auth("profiles", "create", a.profileWrite(false)))
+	m.HandleFunc("PATCH /api/v1/profiles/{id}", a.auth("profiles", "edit", a.profileWrite(true)))
+	m.HandleFunc("DELETE /api/v1/profiles/{id}", a.auth("profiles", "delete", a.deleteProfile))
+	m.HandleFunc("GET /api/v1/tokens", a.auth("operators", "view", a.listTokens))
+	m.HandleFunc("POST /api/v1/tokens", a.auth("", "", a.createToken))
+	m.HandleFunc("DELETE /api/v1/tokens/{id}", a.auth("operators", "edit", a.deleteToken))
+	m.HandleFunc("POST /invitation/{token}", a.acceptInvitation)
+
+	// Exports and the card import (importexport.go).
+	m.HandleFunc("GET /api/v1/sites/export.xlsx", a.auth("sites", "view", a.exportSites))
+	m.HandleFunc("GET /api/v1/sites/{id}/cards/export.xlsx", a.auth("cards", "view", a.cardSheet(false)))
+	m.HandleFunc("GET /api/v1/sites/{id}/cards/report.xlsx", a.auth("cards", "view", a.cardSheet(true)))
+	m.HandleFunc("GET /api/v1/outbox/export.xlsx", a.auth("cards", "view", a.exportOutbox))
+	m.HandleFunc(routeImportCards, a.auth("cards", "create", a.importCards))
+
 	m.HandleFunc("GET /activate/{token}", a.activationPage)
 	m.HandleFunc("POST /activate/{token}", a.activate)
 	m.HandleFunc("POST /wallet/v1/checkin", a.walletCheckin)
@@ -127,7 +169,7 @@ func (a *API) routes() {
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, a.bodyLimit(r))
 	}
 	a.mux.ServeHTTP(w, r)
 }
@@ -135,14 +177,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // write builds the command header, commits the command and maps the outcome.
 // It reports false when it has already answered with an error.
 func (a *API) write(w http.ResponseWriter, r *http.Request, p *Principal, body command.Body) (json.RawMessage, bool) {
-	c := command.Command{Header: command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC()}, Body: body}
+	c := command.Command{Header: command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC(), Node: a.nodeID}, Body: body}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if len(key) > 200 {
 			writeError(w, http.StatusBadRequest, "invalid_header", "Idempotency-Key", "the Idempotency-Key header is longer than 200 characters")
 			return nil, false
 		}
-		sum := sha256.Sum256([]byte(p.Operator.ID + "\n" + key))
-		c.RequestID = "idem-" + hex.EncodeToString(sum[:16])
+		c.RequestID = idempotentRequestID(p.Operator.ID, key)
 		c.Idempotent = true
 	}
 	if rej := state.Validate(c); rej != nil {
@@ -280,3 +321,28 @@ func writeRejection(w http.ResponseWriter, r *state.Rejection) {
 }
 
 func trimmed(s string) string { return strings.TrimSpace(s) }
+
+// decodeQuiet reads a JSON body for handlers that answer errors themselves.
+func decodeQuiet(r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	return dec.Decode(v) == nil && !dec.More()
+}
+
+// readFresh runs look on the local replica; when it finds nothing there, the
+// node catches up with the leader once and looks again. A write may name a
+// record created moments ago through another node.
+func (a *API) readFresh(look func(*state.State) bool) bool {
+	var ok bool
+	a.svc.Read(func(s *state.State) { ok = look(s) })
+	if ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if a.svc.Strong(ctx) != nil {
+		return false
+	}
+	a.svc.Read(func(s *state.State) { ok = look(s) })
+	return ok
+}

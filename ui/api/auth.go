@@ -70,16 +70,20 @@ func (a *API) Authenticate(r *http.Request) (*Principal, bool) {
 	hash := HashToken(tok)
 	var p *Principal
 	a.svc.Read(func(s *state.State) {
-		sess, ok := s.SessionByTokenHash(hash, a.now())
-		if !ok {
+		opID := ""
+		if sess, ok := s.SessionByTokenHash(hash, a.now()); ok {
+			opID = sess.OperatorID
+		} else if t, ok := s.TokenByHash(hash); ok {
+			opID = t.OperatorID
+		} else {
 			return
 		}
-		o, ok := s.Operators[sess.OperatorID]
+		o, ok := s.Operators[opID]
 		if !ok || o.Status != state.OperatorActivated {
 			return
 		}
 		acc, ok := s.Accounts[o.AccountID]
-		if !ok {
+		if !ok || acc.Status == state.OperatorDisabled {
 			return
 		}
 		p = &Principal{Operator: o, Account: acc, Profile: s.Profiles[o.ProfileID], TokenHash: hash}
@@ -216,6 +220,11 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found {
 		a.throttle.fail(a.now(), "email:"+email, "ip:"+ip)
 		return nil, &LoginError{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "the email or the password is wrong"}
+	}
+	var accStatus string
+	a.svc.Read(func(s *state.State) { accStatus = s.Accounts[op.AccountID].Status })
+	if accStatus == state.OperatorDisabled {
+		return nil, &LoginError{Status: http.StatusForbidden, Code: "account_disabled", Message: "this account is disabled; ask your reseller"}
 	}
 	if op.Status != state.OperatorActivated {
 		return nil, &LoginError{Status: http.StatusForbidden, Code: "operator_not_active", Message: "this operator is " + op.Status + "; ask an administrator"}

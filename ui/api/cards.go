@@ -152,9 +152,12 @@ func (a *API) listCards(w http.ResponseWriter, r *http.Request, p *Principal) {
 // findCard returns a card of the principal's account and a site it may see, or answers 404.
 func (a *API) findCard(w http.ResponseWriter, p *Principal, id string) (state.Card, bool) {
 	var c state.Card
-	var ok bool
-	a.svc.Read(func(s *state.State) { c, ok = s.Cards[id] })
-	if !ok || c.AccountID != p.Account.ID || !p.CanSite(c.SiteID) {
+	ok := a.readFresh(func(s *state.State) bool {
+		var found bool
+		c, found = s.Cards[id]
+		return found && c.AccountID == p.Account.ID && p.CanSite(c.SiteID)
+	})
+	if !ok {
 		writeError(w, http.StatusNotFound, "card_not_found", "", "there is no card "+id+" in your account")
 		return c, false
 	}

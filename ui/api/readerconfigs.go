@@ -74,9 +74,12 @@ func (a *API) listReaderConfigs(w http.ResponseWriter, r *http.Request, p *Princ
 
 func (a *API) findReaderConfig(w http.ResponseWriter, p *Principal, id string) (state.ReaderConfig, bool) {
 	var rc state.ReaderConfig
-	var ok bool
-	a.svc.Read(func(s *state.State) { rc, ok = s.ReaderConfigs[id] })
-	if !ok || rc.AccountID != p.Account.ID || !p.CanSite(rc.SiteID) {
+	ok := a.readFresh(func(s *state.State) bool {
+		var found bool
+		rc, found = s.ReaderConfigs[id]
+		return found && rc.AccountID == p.Account.ID && p.CanSite(rc.SiteID)
+	})
+	if !ok {
 		writeError(w, http.StatusNotFound, "reader_config_not_found", "", "there is no reader configuration "+id+" in your account")
 		return rc, false
 	}

@@ -72,12 +72,13 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request, p *Principal) {
 // findSite returns a site of the principal's account, or answers 404.
 func (a *API) findSite(w http.ResponseWriter, p *Principal, id string) (siteView, bool) {
 	var v siteView
-	found := false
-	a.svc.Read(func(s *state.State) {
+	found := a.readFresh(func(s *state.State) bool {
 		x, ok := s.Sites[id]
 		if ok && x.AccountID == p.Account.ID && p.CanSite(id) {
-			v, found = viewSite(s, x), true
+			v = viewSite(s, x)
+			return true
 		}
+		return false
 	})
 	if !found {
 		writeError(w, http.StatusNotFound, "site_not_found", "", "there is no site "+id+" in your account")
