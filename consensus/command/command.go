@@ -60,6 +60,13 @@ const (
 	TypeAcceptInvitation
 	TypeCreateToken
 	TypeDeleteToken
+	TypeUpdateCardholder
+	TypeDeleteCardholder
+	TypeCreateConfigurator
+	TypeUpdateConfigurator
+	TypeDeleteConfigurator
+	TypeCreateConfigCard
+	TypeSetTemplate
 )
 
 // Version is the encoding version written by this build.
@@ -202,4 +209,11 @@ var registry = map[Type]func() Body{
 	TypeAcceptInvitation:   func() Body { return &AcceptInvitation{} },
 	TypeCreateToken:        func() Body { return &CreateToken{} },
 	TypeDeleteToken:        func() Body { return &DeleteToken{} },
+	TypeUpdateCardholder:   func() Body { return &UpdateCardholder{} },
+	TypeDeleteCardholder:   func() Body { return &DeleteCardholder{} },
+	TypeCreateConfigurator: func() Body { return &CreateConfigurator{} },
+	TypeUpdateConfigurator: func() Body { return &UpdateConfigurator{} },
+	TypeDeleteConfigurator: func() Body { return &DeleteConfigurator{} },
+	TypeCreateConfigCard:   func() Body { return &CreateConfigCard{} },
+	TypeSetTemplate:        func() Body { return &SetTemplate{} },
 }

@@ -53,6 +53,13 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&AcceptInvitation{InviteHash: "h", PasswordHash: "ph"},
 		&CreateToken{ID: "tk", OperatorID: "o", Name: "script", TokenHash: "th"},
 		&DeleteToken{ID: "tk", AccountID: "a"},
+		&UpdateCardholder{ID: "h", AccountID: "a", Email: ptr("n@x.y"), ValidUntil: &at},
+		&DeleteCardholder{ID: "h", AccountID: "a"},
+		&CreateConfigurator{ID: "cf", AccountID: "a", SiteID: "s", FirstName: "P", LastName: "D", Email: "p@x.y"},
+		&UpdateConfigurator{ID: "cf", AccountID: "a", Phone: ptr("1")},
+		&DeleteConfigurator{ID: "cf", AccountID: "a"},
+		&CreateConfigCard{ID: "cc", AccountID: "a", ConfiguratorID: "cf", ReaderConfig: "London"},
+		&SetTemplate{AccountID: "a", Kind: "card_activation", Subject: "S", Body: "B {link}"},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
@@ -90,7 +97,9 @@ func TestTypeNumbersAreStable(t *testing.T) {
 		TypeCreateReaderConfig: 23, TypeDeleteReaderConfig: 24, TypeImportCards: 25,
 		TypeCreateAccount: 26, TypeUpdateAccount: 27, TypeSetAccountStatus: 28, TypeDeleteAccount: 29, TypeTransferCredits: 30,
 		TypeCreateProfile: 31, TypeUpdateProfile: 32, TypeDeleteProfile: 33, TypeCreateOperator: 34, TypeUpdateOperator: 35,
-		TypeSetOperatorStatus: 36, TypeDeleteOperator: 37, TypeAcceptInvitation: 38, TypeCreateToken: 39, TypeDeleteToken: 40}
+		TypeSetOperatorStatus: 36, TypeDeleteOperator: 37, TypeAcceptInvitation: 38, TypeCreateToken: 39, TypeDeleteToken: 40,
+		TypeUpdateCardholder: 41, TypeDeleteCardholder: 42, TypeCreateConfigurator: 43, TypeUpdateConfigurator: 44,
+		TypeDeleteConfigurator: 45, TypeCreateConfigCard: 46, TypeSetTemplate: 47}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

@@ -202,3 +202,77 @@ type ImportCards struct {
 }
 
 func (*ImportCards) CommandType() Type { return TypeImportCards }
+
+// UpdateCardholder edits a person; nil fields stay.
+type UpdateCardholder struct {
+	ID         string             `json:"id"`
+	AccountID  string             `json:"account_id"`
+	FirstName  *string            `json:"first_name,omitempty"`
+	LastName   *string            `json:"last_name,omitempty"`
+	Email      *string            `json:"email,omitempty"`
+	Phone      *string            `json:"phone,omitempty"`
+	Fields     *map[string]string `json:"fields,omitempty"`
+	ValidFrom  *time.Time         `json:"valid_from,omitempty"`
+	ValidUntil *time.Time         `json:"valid_until,omitempty"`
+}
+
+// DeleteCardholder deletes a person and their cards by the card rules.
+type DeleteCardholder struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+}
+
+// CreateConfigurator adds a person who receives configuration cards (seed 003).
+type CreateConfigurator struct {
+	ID        string            `json:"id"`
+	AccountID string            `json:"account_id"`
+	SiteID    string            `json:"site_id"`
+	FirstName string            `json:"first_name"`
+	LastName  string            `json:"last_name"`
+	Email     string            `json:"email"`
+	Phone     string            `json:"phone"`
+	Fields    map[string]string `json:"fields,omitempty"`
+}
+
+// UpdateConfigurator edits a configurator; the email never changes.
+type UpdateConfigurator struct {
+	ID        string             `json:"id"`
+	AccountID string             `json:"account_id"`
+	FirstName *string            `json:"first_name,omitempty"`
+	LastName  *string            `json:"last_name,omitempty"`
+	Phone     *string            `json:"phone,omitempty"`
+	Fields    *map[string]string `json:"fields,omitempty"`
+}
+
+// DeleteConfigurator removes a configurator who holds no configuration card.
+type DeleteConfigurator struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+}
+
+// CreateConfigCard assigns a reader configuration to a configurator: a
+// configuration card in status created, free of credits. It is sent,
+// activated, revoked and deleted with the card commands.
+type CreateConfigCard struct {
+	ID             string `json:"id"`
+	AccountID      string `json:"account_id"`
+	ConfiguratorID string `json:"configurator_id"`
+	ReaderConfig   string `json:"reader_config"`
+}
+
+// SetTemplate sets an account's text for one kind of message (seed 003,
+// "Personalization Panel"). Empty subject and body restore the default.
+type SetTemplate struct {
+	AccountID string `json:"account_id"`
+	Kind      string `json:"kind"`
+	Subject   string `json:"subject"`
+	Body      string `json:"body"`
+}
+
+func (*UpdateCardholder) CommandType() Type   { return TypeUpdateCardholder }
+func (*DeleteCardholder) CommandType() Type   { return TypeDeleteCardholder }
+func (*CreateConfigurator) CommandType() Type { return TypeCreateConfigurator }
+func (*UpdateConfigurator) CommandType() Type { return TypeUpdateConfigurator }
+func (*DeleteConfigurator) CommandType() Type { return TypeDeleteConfigurator }
+func (*CreateConfigCard) CommandType() Type   { return TypeCreateConfigCard }
+func (*SetTemplate) CommandType() Type        { return TypeSetTemplate }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,4 +82,67 @@ func (s *State) applyCreateCardholder(c command.Command, b *command.CreateCardho
 	s.Cardholders[h.ID] = h
 	ch.put("cardholders", h.ID)
 	return h, nil
+}
+
+func (s *State) applyUpdateCardholder(b *command.UpdateCardholder, ch *changes) (any, *Rejection) {
+	h, ok := s.Cardholders[b.ID]
+	if !ok || h.AccountID != b.AccountID {
+		return nil, reject(NotFound, "cardholder_not_found", "", "cardholder %s does not exist", b.ID)
+	}
+	next := command.CreateCardholder{ID: h.ID, AccountID: h.AccountID, FirstName: h.FirstName, LastName: h.LastName, Email: h.Email,
+		Phone: h.Phone, Fields: h.Fields, Visitor: h.Visitor, ValidFrom: h.ValidFrom, ValidUntil: h.ValidUntil}
+	if b.FirstName != nil {
+		next.FirstName = *b.FirstName
+	}
+	if b.LastName != nil {
+		next.LastName = *b.LastName
+	}
+	if b.Email != nil {
+		next.Email = *b.Email
+	}
+	if b.Phone != nil {
+		next.Phone = *b.Phone
+	}
+	if b.Fields != nil {
+		next.Fields = *b.Fields
+	}
+	if b.ValidFrom != nil {
+		next.ValidFrom = ptime(*b.ValidFrom)
+	}
+	if b.ValidUntil != nil {
+		next.ValidUntil = ptime(*b.ValidUntil)
+	}
+	if r := validateCardholder(&next); r != nil {
+		return nil, r
+	}
+	nh := h
+	nh.FirstName, nh.LastName, nh.Email, nh.Phone = next.FirstName, next.LastName, next.Email, next.Phone
+	nh.Fields, nh.ValidFrom, nh.ValidUntil = maps.Clone(next.Fields), next.ValidFrom, next.ValidUntil
+	s.Cardholders[nh.ID] = nh
+	ch.put("cardholders", nh.ID)
+	return nh, nil
+}
+
+// applyDeleteCardholder deletes a person and their cards by the card rules:
+// a sent card's reservation is released, an activated card's credits lost.
+func (s *State) applyDeleteCardholder(c command.Command, b *command.DeleteCardholder, ch *changes) (any, *Rejection) {
+	h, ok := s.Cardholders[b.ID]
+	if !ok || h.AccountID != b.AccountID {
+		return nil, reject(NotFound, "cardholder_not_found", "", "cardholder %s does not exist", b.ID)
+	}
+	var ids []string
+	for id, card := range s.Cards {
+		if card.CardholderID == h.ID {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if _, rej := s.applyDeleteCard(c, &command.DeleteCard{ID: id, AccountID: b.AccountID}, ch); rej != nil {
+			return nil, rej
+		}
+	}
+	delete(s.Cardholders, h.ID)
+	ch.del("cardholders", h.ID)
+	return map[string]int{"cards_deleted": len(ids)}, nil
 }

@@ -131,7 +131,9 @@ func (s *State) indexCard(c Card) {
 		s.privateIDs[privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID)]++
 	}
 	s.holderConfigs[holderConfigKey(c.CardholderID, c.ReaderConfig)]++
-	s.siteCards[c.SiteID]++
+	if c.Kind != KindConfig {
+		s.siteCards[c.SiteID]++
+	}
 }
 
 func (s *State) unindexCard(c Card) {
@@ -155,7 +157,9 @@ func (s *State) unindexCard(c Card) {
 		dec(s.privateIDs, privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID))
 	}
 	dec(s.holderConfigs, holderConfigKey(c.CardholderID, c.ReaderConfig))
-	dec(s.siteCards, c.SiteID)
+	if c.Kind != KindConfig {
+		dec(s.siteCards, c.SiteID)
+	}
 }
 
 // checkPrivateID enforces one private id per reader configuration, unless
@@ -270,12 +274,16 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 		// Resend: a new link replaces the old; the reservation stays.
 	case CardCreated, CardExpired, CardRevoked:
 		// First send, or re-issue after expiry or revoke (to a new phone).
-		l, rej := acc.Credits.reserve(site.CardCost)
+		cost := site.CardCost
+		if card.Kind == KindConfig {
+			cost = 0 // configuration cards are free (seed 003)
+		}
+		l, rej := acc.Credits.reserve(cost)
 		if rej != nil {
 			return nil, rej
 		}
 		acc.Credits = l
-		card.Credits = site.CardCost
+		card.Credits = cost
 		card.Device = nil
 		card.ActivatedAt, card.RevokedAt = nil, nil
 	case CardActivated:
@@ -432,6 +440,9 @@ func (s *State) applyMarkLost(c command.Command, b *command.MarkLost, ch *change
 	if rej != nil {
 		return nil, rej
 	}
+	if card.Kind == KindConfig {
+		return nil, reject(Conflict, "invalid_kind", "", "a configuration card is deleted, not marked lost")
+	}
 	switch card.Status {
 	case CardPendingRevoke:
 		// The phone will never confirm: the debited credits are lost.
@@ -494,6 +505,9 @@ func (s *State) applyUpdateCard(c command.Command, b *command.UpdateCard, ch *ch
 	card, rej := s.card(b.ID, b.AccountID)
 	if rej != nil {
 		return nil, rej
+	}
+	if card.Kind == KindConfig {
+		return nil, reject(Conflict, "invalid_kind", "", "a configuration card has nothing to edit; edit its configurator")
 	}
 	next := card
 	next.AccessLevels = slices.Clone(card.AccessLevels)

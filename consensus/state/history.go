@@ -115,6 +115,22 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 		return "API Settings", "API token created : " + b.Name, account
 	case *command.DeleteToken:
 		return "API Settings", "API token revoked : " + b.ID, b.AccountID
+	case *command.UpdateCardholder:
+		h := s.Cardholders[b.ID]
+		return "Cardholders", "Cardholder updated : " + h.FirstName + " " + h.LastName, b.AccountID
+	case *command.DeleteCardholder:
+		return "Cardholders", "Cardholder deleted : " + b.ID, b.AccountID
+	case *command.CreateConfigurator:
+		return "Configurators", "Configurator created : " + b.FirstName + " " + b.LastName, b.AccountID
+	case *command.UpdateConfigurator:
+		cf := s.Configurators[b.ID]
+		return "Configurators", "Configurator updated : " + cf.FirstName + " " + cf.LastName, b.AccountID
+	case *command.DeleteConfigurator:
+		return "Configurators", "Configurator deleted : " + b.ID, b.AccountID
+	case *command.CreateConfigCard:
+		return "Configurators", "Configuration " + b.ReaderConfig + " assigned : " + s.cardName(b.ID), b.AccountID
+	case *command.SetTemplate:
+		return "Personalization", "Message text set : " + b.Kind, b.AccountID
 	case *command.RemoveNode:
 		return "Cluster", "Node removed : " + b.NodeID, account
 	}

@@ -89,6 +89,11 @@ func (s *State) SiteUsage(siteID string) SiteUsage {
 			u.Configurations++
 		}
 	}
+	for _, cf := range s.Configurators {
+		if cf.SiteID == siteID {
+			u.Configurators++
+		}
+	}
 	return u
 }
 

@@ -83,6 +83,12 @@ func (s *State) fillNil() {
 	if s.Outbox == nil {
 		s.Outbox = n.Outbox
 	}
+	if s.Configurators == nil {
+		s.Configurators = n.Configurators
+	}
+	if s.Templates == nil {
+		s.Templates = n.Templates
+	}
 	if s.Invitations == nil {
 		s.Invitations = n.Invitations
 	}

@@ -77,6 +77,8 @@ type State struct {
 	Issuers       map[string]Issuer        `json:"issuers"`
 	Invitations   map[string]Invitation    `json:"invitations"` // by invite link hash
 	Tokens        map[string]Token         `json:"tokens"`
+	Configurators map[string]Configurator  `json:"configurators"`
+	Templates     map[string]Template      `json:"templates"` // account + kind
 	Transfers     []Transfer               `json:"transfers"`
 	History       []HistoryEntry           `json:"history"`
 	Vouchers      map[string]LoadedVoucher `json:"vouchers"`
@@ -123,6 +125,8 @@ func New() *State {
 		Issuers:       map[string]Issuer{},
 		Invitations:   map[string]Invitation{},
 		Tokens:        map[string]Token{},
+		Configurators: map[string]Configurator{},
+		Templates:     map[string]Template{},
 		Vouchers:      map[string]LoadedVoucher{},
 		Dedup:         map[string]DedupEntry{},
 	}
@@ -272,6 +276,20 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyCreateToken(c, b, ch)
 	case *command.DeleteToken:
 		return s.applyDeleteToken(b, ch)
+	case *command.UpdateCardholder:
+		return s.applyUpdateCardholder(b, ch)
+	case *command.DeleteCardholder:
+		return s.applyDeleteCardholder(c, b, ch)
+	case *command.CreateConfigurator:
+		return s.applyCreateConfigurator(c, b, ch)
+	case *command.UpdateConfigurator:
+		return s.applyUpdateConfigurator(b, ch)
+	case *command.DeleteConfigurator:
+		return s.applyDeleteConfigurator(b, ch)
+	case *command.CreateConfigCard:
+		return s.applyCreateConfigCard(c, b, ch)
+	case *command.SetTemplate:
+		return s.applySetTemplate(b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }
@@ -328,6 +346,8 @@ func (s *State) Clone() *State {
 	c.Issuers = maps.Clone(s.Issuers)
 	c.Invitations = maps.Clone(s.Invitations)
 	c.Tokens = maps.Clone(s.Tokens)
+	c.Configurators = maps.Clone(s.Configurators)
+	c.Templates = maps.Clone(s.Templates)
 	// Transfers and History only grow: a copy of the slice header is immutable
 	// to readers (append may reuse capacity, but never rewrites old entries).
 	c.Transfers = s.Transfers[:len(s.Transfers):len(s.Transfers)]

@@ -42,6 +42,12 @@ func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p *Principal)
 	if !ok || !a.strong(w, r) {
 		return
 	}
+	writeJSON(w, http.StatusOK, page(a.customerAccounts(p, q), accountKey, q))
+}
+
+// customerAccounts is the caller's customer accounts with the filters and
+// order (by name) of GET /api/v1/accounts; its export shows the same rows.
+func (a *API) customerAccounts(p *Principal, q listQuery) []accountView {
 	var items []accountView
 	a.svc.Read(func(s *state.State) {
 		for _, x := range s.Accounts {
@@ -51,17 +57,18 @@ func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p *Principal)
 		}
 	})
 	sort.Slice(items, func(i, j int) bool { return accountKey(items[i]) < accountKey(items[j]) })
-	writeJSON(w, http.StatusOK, page(items, accountKey, q))
+	return items
 }
 
-// invite makes an invitation link and its message.
-func (a *API) invite(email, first, last, accountName string) (hash string, expires time.Time, msg command.Message) {
+// invite makes an invitation link and its message, worded by the account
+// the operator joins (a new customer account has no wording yet: the default).
+func (a *API) invite(accountID, email, first, last, accountName string) (hash string, expires time.Time, msg command.Message) {
 	token := newToken()
 	expires = a.now().UTC().Add(InvitationTTL)
-	url := strings.TrimRight(a.baseURL, "/") + "/invitation/" + token
-	msg = command.Message{ID: newID(), To: email, Subject: "Your Lintel access for " + accountName,
-		Body: "Hello " + first + " " + last + ",\n\nYou have been given access to " + accountName + ".\n" +
-			"Set your password here (the link works once and expires on " + expires.Format("02-01-2006 15:04 MST") + "):\n\n" + url + "\n"}
+	msg = a.message(accountID, state.TemplateInvitation, email, map[string]string{
+		"first_name": first, "last_name": last, "account": accountName, "expires": when(expires),
+		"link": strings.TrimRight(a.baseURL, "/") + "/invitation/" + token,
+	})
 	return HashToken(token), expires, msg
 }
 
@@ -86,7 +93,7 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request, p *Principal
 		writeError(w, http.StatusForbidden, "forbidden", "credits", "your profile may not transfer credits")
 		return
 	}
-	hash, exp, msg := a.invite(req.Email, req.FirstName, req.LastName, req.Name)
+	hash, exp, msg := a.invite("", req.Email, req.FirstName, req.LastName, req.Name)
 	val, ok := a.write(w, r, p, &command.CreateAccount{ID: newID(), ParentID: p.Account.ID, Name: req.Name, Kind: req.Kind,
 		FirstName: req.FirstName, LastName: req.LastName, Email: req.Email, Phone: req.Phone, OperatorID: newID(), ProfileID: newID(),
 		InviteHash: hash, InviteExpires: exp, Credits: req.Credits, TransferID: newID(), Comment: req.Comment, Invitation: msg})
@@ -251,6 +258,13 @@ func (a *API) listTransfers(w http.ResponseWriter, r *http.Request, p *Principal
 	if !ok || !a.strong(w, r) {
 		return
 	}
+	writeJSON(w, http.StatusOK, page(a.transferLines(p, q, from, to), transferKey, q))
+}
+
+// transferLines is the credit transfer history of GET /api/v1/transfers:
+// the transfers from and to the caller's account in [from, to] that match
+// ?q=, in the order they were made; its export shows the same rows.
+func (a *API) transferLines(p *Principal, q listQuery, from, to time.Time) []transferView {
 	var items []transferView
 	a.svc.Read(func(s *state.State) {
 		for _, t := range s.Transfers {
@@ -263,7 +277,7 @@ func (a *API) listTransfers(w http.ResponseWriter, r *http.Request, p *Principal
 			}
 		}
 	})
-	writeJSON(w, http.StatusOK, page(items, transferKey, q))
+	return items
 }
 
 type historyView struct {
@@ -284,6 +298,13 @@ func (a *API) listHistory(w http.ResponseWriter, r *http.Request, p *Principal) 
 	if !ok || !a.strong(w, r) {
 		return
 	}
+	writeJSON(w, http.StatusOK, page(a.historyLines(p, q, from, to), func(v historyView) string { return v.At.Format(time.RFC3339Nano) + "\x00" + padIndex(v.Index) }, q))
+}
+
+// historyLines is the account history of GET /api/v1/history: the caller's
+// account's lines in [from, to] that match ?q=, in commit order; its export
+// shows the same rows.
+func (a *API) historyLines(p *Principal, q listQuery, from, to time.Time) []historyView {
 	var items []historyView
 	a.svc.Read(func(s *state.State) {
 		for _, h := range s.History {
@@ -299,7 +320,7 @@ func (a *API) listHistory(w http.ResponseWriter, r *http.Request, p *Principal) 
 			}
 		}
 	})
-	writeJSON(w, http.StatusOK, page(items, func(v historyView) string { return v.At.Format(time.RFC3339Nano) + "\x00" + padIndex(v.Index) }, q))
+	return items
 }
 
 // padIndex writes a Raft index with a fixed width so cursors sort by it.

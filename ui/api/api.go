@@ -104,15 +104,31 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /api/v1/sites/{id}/cards", a.auth("cards", "view", a.listCards))
 	m.HandleFunc("POST /api/v1/sites/{id}/cards", a.auth("cards", "create", a.createCard))
-	m.HandleFunc("GET /api/v1/cards/{id}", a.auth("cards", "view", a.getCard))
+	m.HandleFunc("GET /api/v1/cards/{id}", a.auth("cards", "view", a.getCard(false)))
 	m.HandleFunc("PATCH /api/v1/cards/{id}", a.auth("cards", "edit", a.updateCard))
-	m.HandleFunc("DELETE /api/v1/cards/{id}", a.auth("cards", "delete", a.cardAction(
-		func(id, acc string) command.Body { return &command.DeleteCard{ID: id, AccountID: acc} }, http.StatusNoContent)))
-	m.HandleFunc("POST /api/v1/cards/{id}/send", a.auth("cards", "edit", a.sendCard))
-	m.HandleFunc("POST /api/v1/cards/{id}/revoke", a.auth("cards", "edit", a.cardAction(
-		func(id, acc string) command.Body { return &command.RevokeCard{ID: id, AccountID: acc} }, http.StatusOK)))
-	m.HandleFunc("POST /api/v1/cards/{id}/lost", a.auth("cards", "edit", a.cardAction(
+	deleteCard := func(id, acc string) command.Body { return &command.DeleteCard{ID: id, AccountID: acc} }
+	revokeCard := func(id, acc string) command.Body { return &command.RevokeCard{ID: id, AccountID: acc} }
+	m.HandleFunc("DELETE /api/v1/cards/{id}", a.auth("cards", "delete", a.cardAction(false, deleteCard, http.StatusNoContent)))
+	m.HandleFunc("POST /api/v1/cards/{id}/send", a.auth("cards", "edit", a.sendCard(false)))
+	m.HandleFunc("POST /api/v1/cards/{id}/revoke", a.auth("cards", "edit", a.cardAction(false, revokeCard, http.StatusOK)))
+	m.HandleFunc("POST /api/v1/cards/{id}/lost", a.auth("cards", "edit", a.cardAction(false,
 		func(id, acc string) command.Body { return &command.MarkLost{ID: id, AccountID: acc} }, http.StatusOK)))
+
+	m.HandleFunc("PATCH /api/v1/cardholders/{id}", a.auth("cardholders", "edit", a.patchCardholder))
+	m.HandleFunc("DELETE /api/v1/cardholders/{id}", a.auth("cardholders", "delete", a.deleteCardholder))
+
+	m.HandleFunc("GET /api/v1/sites/{id}/configurators", a.auth("configurators", "view", a.listConfigurators))
+	m.HandleFunc("POST /api/v1/sites/{id}/configurators", a.auth("configurators", "create", a.createConfigurator))
+	m.HandleFunc("PATCH /api/v1/configurators/{id}", a.auth("configurators", "edit", a.patchConfigurator))
+	m.HandleFunc("DELETE /api/v1/configurators/{id}", a.auth("configurators", "delete", a.deleteConfigurator))
+	m.HandleFunc("GET /api/v1/configurators/{id}/config-cards", a.auth("configurators", "view", a.listConfigCards))
+	m.HandleFunc("POST /api/v1/configurators/{id}/config-cards", a.auth("configurators", "create", a.createConfigCard))
+	m.HandleFunc("GET /api/v1/config-cards/{id}", a.auth("configurators", "view", a.getCard(true)))
+	m.HandleFunc("POST /api/v1/config-cards/{id}/send", a.auth("configurators", "edit", a.sendCard(true)))
+	m.HandleFunc("POST /api/v1/config-cards/{id}/revoke", a.auth("configurators", "edit", a.cardAction(true, revokeCard, http.StatusOK)))
+	m.HandleFunc("DELETE /api/v1/config-cards/{id}", a.auth("configurators", "delete", a.cardAction(true, deleteCard, http.StatusNoContent)))
+	m.HandleFunc("GET /api/v1/templates", a.auth("account", "view", a.listTemplates))
+	m.HandleFunc("PUT /api/v1/templates/{kind}", a.auth("account", "edit", a.putTemplate))
 
 	m.HandleFunc("GET /api/v1/accounts", a.auth("accounts", "view", a.listAccounts))
 	m.HandleFunc("POST /api/v1/accounts", a.auth("accounts", "create", a.createAccount))
@@ -155,6 +171,10 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/sites/{id}/cards/export.xlsx", a.auth("cards", "view", a.cardSheet(false)))
 	m.HandleFunc("GET /api/v1/sites/{id}/cards/report.xlsx", a.auth("cards", "view", a.cardSheet(true)))
 	m.HandleFunc("GET /api/v1/outbox/export.xlsx", a.auth("cards", "view", a.exportOutbox))
+	m.HandleFunc("GET /api/v1/history/export.xlsx", a.auth("account", "view", a.exportHistory))
+	m.HandleFunc("GET /api/v1/transfers/export.xlsx", a.auth("credits", "view", a.exportTransfers))
+	m.HandleFunc("GET /api/v1/operators/export.xlsx", a.auth("operators", "view", a.exportOperators))
+	m.HandleFunc("GET /api/v1/accounts/export.xlsx", a.auth("accounts", "view", a.exportAccounts))
 	m.HandleFunc(routeImportCards, a.auth("cards", "create", a.importCards))
 
 	m.HandleFunc("GET /activate/{token}", a.activationPage)

@@ -147,3 +147,35 @@ func (a *API) patchSite(w http.ResponseWriter, r *http.Request, p *Principal) {
 	a.svc.Read(func(s *state.State) { v = viewSite(s, x) })
 	writeJSON(w, http.StatusOK, v)
 }
+
+func (a *API) patchCardholder(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var req struct {
+		FirstName  *string            `json:"first_name"`
+		LastName   *string            `json:"last_name"`
+		Email      *string            `json:"email"`
+		Phone      *string            `json:"phone"`
+		Fields     *map[string]string `json:"fields"`
+		ValidFrom  *time.Time         `json:"valid_from"`
+		ValidUntil *time.Time         `json:"valid_until"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	val, ok := a.write(w, r, p, &command.UpdateCardholder{ID: r.PathValue("id"), AccountID: p.Account.ID, FirstName: req.FirstName,
+		LastName: req.LastName, Email: req.Email, Phone: req.Phone, Fields: req.Fields, ValidFrom: req.ValidFrom, ValidUntil: req.ValidUntil})
+	if !ok {
+		return
+	}
+	var h state.Cardholder
+	json.Unmarshal(val, &h)
+	var v cardholderView
+	a.svc.Read(func(s *state.State) { v = viewCardholder(s, h) })
+	writeJSON(w, http.StatusOK, v)
+}
+
+// deleteCardholder deletes a person and their cards by the card rules.
+func (a *API) deleteCardholder(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if _, ok := a.write(w, r, p, &command.DeleteCardholder{ID: r.PathValue("id"), AccountID: p.Account.ID}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}

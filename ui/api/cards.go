@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -137,10 +136,7 @@ func (a *API) listCards(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []cardView
 	a.svc.Read(func(s *state.State) {
 		for _, c := range s.Cards {
-			if c.SiteID != site.ID || (q.Status != "" && c.Status != q.Status) {
-				continue
-			}
-			if matches(q.Q, c.FirstName, c.LastName, c.Email, c.Phone, c.ReaderConfig, c.PrivateID, c.Status, c.ID) {
+			if inList(c, site.ID, false, q) {
 				items = append(items, viewCard(c))
 			}
 		}
@@ -149,13 +145,25 @@ func (a *API) listCards(w http.ResponseWriter, r *http.Request, p *Principal) {
 	writeJSON(w, http.StatusOK, page(items, cardKey, q))
 }
 
+// inList reports whether a card of the site belongs in a list filtered by q;
+// configuration cards are listed apart from user cards.
+func inList(c state.Card, siteID string, config bool, q listQuery) bool {
+	return c.SiteID == siteID && (c.Kind == state.KindConfig) == config && (q.Status == "" || c.Status == q.Status) &&
+		matches(q.Q, c.FirstName, c.LastName, c.Email, c.Phone, c.ReaderConfig, c.PrivateID, c.Status, c.ID)
+}
+
 // findCard returns a card of the principal's account and a site it may see, or answers 404.
 func (a *API) findCard(w http.ResponseWriter, p *Principal, id string) (state.Card, bool) {
+	return a.findCardOf(w, p, id, false)
+}
+
+// findCardOf finds a user card, or (config) a configuration card.
+func (a *API) findCardOf(w http.ResponseWriter, p *Principal, id string, config bool) (state.Card, bool) {
 	var c state.Card
 	ok := a.readFresh(func(s *state.State) bool {
 		var found bool
 		c, found = s.Cards[id]
-		return found && c.AccountID == p.Account.ID && p.CanSite(c.SiteID)
+		return found && c.AccountID == p.Account.ID && p.CanSite(c.SiteID) && (c.Kind == state.KindConfig) == config
 	})
 	if !ok {
 		writeError(w, http.StatusNotFound, "card_not_found", "", "there is no card "+id+" in your account")
@@ -164,12 +172,14 @@ func (a *API) findCard(w http.ResponseWriter, p *Principal, id string) (state.Ca
 	return c, true
 }
 
-func (a *API) getCard(w http.ResponseWriter, r *http.Request, p *Principal) {
-	if !a.strong(w, r) {
-		return
-	}
-	if c, ok := a.findCard(w, p, r.PathValue("id")); ok {
-		writeJSON(w, http.StatusOK, viewCard(c))
+func (a *API) getCard(config bool) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) {
+		if !a.strong(w, r) {
+			return
+		}
+		if c, ok := a.findCardOf(w, p, r.PathValue("id"), config); ok {
+			writeJSON(w, http.StatusOK, viewCard(c))
+		}
 	}
 }
 
@@ -206,9 +216,9 @@ func (a *API) updateCard(w http.ResponseWriter, r *http.Request, p *Principal) {
 }
 
 // cardAction answers the simple card commands: revoke, lost, delete.
-func (a *API) cardAction(make func(id, account string) command.Body, status int) authedHandler {
+func (a *API) cardAction(config bool, make func(id, account string) command.Body, status int) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		c, ok := a.findCard(w, p, r.PathValue("id"))
+		c, ok := a.findCardOf(w, p, r.PathValue("id"), config)
 		if !ok {
 			return
 		}
@@ -225,23 +235,28 @@ func (a *API) cardAction(make func(id, account string) command.Body, status int)
 
 // sendCard makes a fresh single-use link, keeps only its hash on the card,
 // and queues the activation message that carries it.
-func (a *API) sendCard(w http.ResponseWriter, r *http.Request, p *Principal) {
-	c, ok := a.findCard(w, p, r.PathValue("id"))
+func (a *API) sendCard(config bool) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) { a.send(w, r, p, config) }
+}
+
+func (a *API) send(w http.ResponseWriter, r *http.Request, p *Principal, config bool) {
+	c, ok := a.findCardOf(w, p, r.PathValue("id"), config)
 	if !ok {
 		return
 	}
 	var site state.Site
 	a.svc.Read(func(s *state.State) { site = s.Sites[c.SiteID] })
 	token := newToken()
-	url := strings.TrimRight(a.baseURL, "/") + "/activate/" + token
 	expires := a.now().UTC().Add(site.ActivationTTL)
-	body := fmt.Sprintf("Hello %s %s,\n\nYour virtual access card for %s is ready.\n"+
-		"Open this link on your phone, in the wallet app, to activate it. It works once and expires on %s.\n\n%s\n",
-		c.FirstName, c.LastName, site.Name, expires.Format("02-01-2006 15:04 MST"), url)
-	val, ok := a.write(w, r, p, &command.SendCard{
-		ID: c.ID, AccountID: p.Account.ID, LinkHash: HashToken(token), LinkExpires: expires,
-		Message: command.Message{ID: newID(), To: c.Email, Subject: "Your virtual access card for " + site.Name, Body: body},
+	kind := state.TemplateCardActivation
+	if c.Kind == state.KindConfig {
+		kind = state.TemplateConfigActivation
+	}
+	msg := a.message(p.Account.ID, kind, c.Email, map[string]string{
+		"first_name": c.FirstName, "last_name": c.LastName, "site": site.Name, "configuration": c.ReaderConfig,
+		"account": p.Account.Name, "expires": when(expires), "link": strings.TrimRight(a.baseURL, "/") + "/activate/" + token,
 	})
+	val, ok := a.write(w, r, p, &command.SendCard{ID: c.ID, AccountID: p.Account.ID, LinkHash: HashToken(token), LinkExpires: expires, Message: msg})
 	if ok {
 		writeJSON(w, http.StatusOK, cardFromWrite(val))
 	}

@@ -86,10 +86,7 @@ func (a *API) siteCardLines(siteID string, q listQuery) []cardLine {
 	var out []cardLine
 	a.svc.Read(func(s *state.State) {
 		for _, c := range s.Cards {
-			if c.SiteID != siteID || (q.Status != "" && c.Status != q.Status) {
-				continue
-			}
-			if matches(q.Q, c.FirstName, c.LastName, c.Email, c.Phone, c.ReaderConfig, c.PrivateID, c.Status, c.ID) {
+			if inList(c, siteID, false, q) {
 				out = append(out, cardLine{id: c.ID, first: c.FirstName, last: c.LastName, email: c.Email, phone: c.Phone,
 					config: c.ReaderConfig, pid: c.PrivateID, status: c.Status, created: c.CreatedAt,
 					activated: c.ActivatedAt, revoked: c.RevokedAt})

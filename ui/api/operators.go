@@ -30,6 +30,13 @@ func (a *API) listOperators(w http.ResponseWriter, r *http.Request, p *Principal
 	if !ok || !a.strong(w, r) {
 		return
 	}
+	writeJSON(w, http.StatusOK, page(a.accountOperators(p, q), operatorKey, q))
+}
+
+// accountOperators is the operators of the caller's account with the
+// filters and order (by last name) of GET /api/v1/operators; its export
+// shows the same rows.
+func (a *API) accountOperators(p *Principal, q listQuery) []operatorView {
 	var items []operatorView
 	a.svc.Read(func(s *state.State) {
 		for _, o := range s.Operators {
@@ -43,7 +50,7 @@ func (a *API) listOperators(w http.ResponseWriter, r *http.Request, p *Principal
 		}
 	})
 	sort.Slice(items, func(i, j int) bool { return operatorKey(items[i]) < operatorKey(items[j]) })
-	writeJSON(w, http.StatusOK, page(items, operatorKey, q))
+	return items
 }
 
 func (a *API) createOperator(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -69,7 +76,7 @@ func (a *API) createOperator(w http.ResponseWriter, r *http.Request, p *Principa
 		hash, _ := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
 		b.PasswordHash = string(hash)
 	} else {
-		b.InviteHash, b.InviteExpires, b.Invitation = a.invite(req.Email, req.FirstName, req.LastName, p.Account.Name)
+		b.InviteHash, b.InviteExpires, b.Invitation = a.invite(p.Account.ID, req.Email, req.FirstName, req.LastName, p.Account.Name)
 	}
 	val, ok := a.write(w, r, p, b)
 	if !ok {

@@ -221,3 +221,64 @@ func TestRightsAndTokens(t *testing.T) {
 	// An end customer account cannot make customer accounts.
 	expect(t, admin.Do(t, "POST", "/api/v1/accounts", `{"name":"Co","email":"co@example.com","first_name":"A","last_name":"B"}`, nil), 403, "not_a_reseller")
 }
+
+// Configurators and configuration cards (SPEC 4.5), message templates, and
+// a cardholder's edit and deletion, through the API of a real node.
+func TestConfiguratorsTemplatesCardholders(t *testing.T) {
+	n := testnode.Start(t, "reg3")
+	testnode.WaitReady(t, n)
+	c := testnode.Login(t, n)
+	var site struct{ ID string }
+	decodeInto(t, c.Do(t, "POST", "/api/v1/sites", `{"name":"London"}`, nil), &site)
+	expect(t, c.Do(t, "POST", "/api/v1/sites/"+site.ID+"/reader-configs", "lintel-reader-config 1\nname = London\n", nil), 201, "")
+
+	// The account words its own activation message.
+	expect(t, c.Do(t, "PUT", "/api/v1/templates/config_activation", `{"subject":"Badge {configuration}","body":"Salut {first_name}: {link}"}`, nil), 200, "")
+	expect(t, c.Do(t, "PUT", "/api/v1/templates/config_activation", `{"subject":"x","body":"no link"}`, nil), 400, "invalid_value")
+
+	var cf struct{ ID string }
+	r := c.Do(t, "POST", "/api/v1/sites/"+site.ID+"/configurators", `{"first_name":"Paul","last_name":"Durand","email":"paul@stid.com"}`, nil)
+	expect(t, r, 201, "")
+	decodeInto(t, r, &cf)
+	expect(t, c.Do(t, "PATCH", "/api/v1/configurators/"+cf.ID, `{"email":"other@stid.com"}`, nil), 400, "malformed_json")
+	var cc struct{ ID, Status, Kind string }
+	r = c.Do(t, "POST", "/api/v1/configurators/"+cf.ID+"/config-cards", `{"reader_config":"London"}`, nil)
+	expect(t, r, 201, "")
+	decodeInto(t, r, &cc)
+	if cc.Kind != "config" || cc.Status != "created" {
+		t.Fatalf("config card: %+v", cc)
+	}
+	// Free of credits: sending works with none loaded, and the message uses the template.
+	expect(t, c.Do(t, "POST", "/api/v1/config-cards/"+cc.ID+"/send", "", nil), 200, "")
+	var outbox struct {
+		Items []struct{ Subject, Body string }
+	}
+	decodeInto(t, c.Do(t, "GET", "/api/v1/outbox", "", nil), &outbox)
+	if len(outbox.Items) != 1 || outbox.Items[0].Subject != "Badge London" || !strings.HasPrefix(outbox.Items[0].Body, "Salut Paul: http://") {
+		t.Fatalf("templated message: %+v", outbox.Items)
+	}
+	// Configuration cards are not user cards.
+	expect(t, c.Do(t, "GET", "/api/v1/cards/"+cc.ID, "", nil), 404, "card_not_found")
+	if l := c.Do(t, "GET", "/api/v1/sites/"+site.ID+"/cards", "", nil); strings.Contains(l.Body, cc.ID) {
+		t.Fatal("a configuration card is listed with the user cards")
+	}
+	if l := c.Do(t, "GET", "/api/v1/configurators/"+cf.ID+"/config-cards", "", nil); !strings.Contains(l.Body, cc.ID) {
+		t.Fatalf("configuration cards of the configurator: %s", l.Body)
+	}
+	expect(t, c.Do(t, "DELETE", "/api/v1/configurators/"+cf.ID, "", nil), 409, "configurator_in_use")
+	expect(t, c.Do(t, "DELETE", "/api/v1/config-cards/"+cc.ID, "", nil), 204, "")
+	expect(t, c.Do(t, "DELETE", "/api/v1/configurators/"+cf.ID, "", nil), 204, "")
+
+	// A cardholder: edited, then deleted with their card.
+	var h struct{ ID string }
+	r = c.Do(t, "POST", "/api/v1/cardholders", `{"first_name":"Mary","last_name":"Foster","email":"mary@example.com"}`, nil)
+	expect(t, r, 201, "")
+	decodeInto(t, r, &h)
+	expect(t, c.Do(t, "PATCH", "/api/v1/cardholders/"+h.ID, `{"phone":"4142434445"}`, nil), 200, "")
+	var card struct{ ID string }
+	r = c.Do(t, "POST", "/api/v1/sites/"+site.ID+"/cards", `{"cardholder_id":"`+h.ID+`","reader_config":"London","private_id":"658742"}`, nil)
+	expect(t, r, 201, "")
+	decodeInto(t, r, &card)
+	expect(t, c.Do(t, "DELETE", "/api/v1/cardholders/"+h.ID, "", nil), 204, "")
+	expect(t, c.Do(t, "GET", "/api/v1/cards/"+card.ID, "", nil), 404, "card_not_found")
+}
