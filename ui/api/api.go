@@ -127,6 +127,12 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/config-cards/{id}/send", a.auth("configurators", "edit", a.sendCard(true)))
 	m.HandleFunc("POST /api/v1/config-cards/{id}/revoke", a.auth("configurators", "edit", a.cardAction(true, revokeCard, http.StatusOK)))
 	m.HandleFunc("DELETE /api/v1/config-cards/{id}", a.auth("configurators", "delete", a.cardAction(true, deleteCard, http.StatusNoContent)))
+	m.HandleFunc("GET /api/v1/sites/{id}/configurators/export.xlsx", a.auth("configurators", "view", a.configuratorSheet(false)))
+	m.HandleFunc("GET /api/v1/sites/{id}/configurators/report.xlsx", a.auth("configurators", "view", a.configuratorSheet(true)))
+	m.HandleFunc("GET /api/v1/sites/{id}/config-cards/export.xlsx", a.auth("configurators", "view", a.configCardSheet(false)))
+	m.HandleFunc("GET /api/v1/sites/{id}/config-cards/report.xlsx", a.auth("configurators", "view", a.configCardSheet(true)))
+	m.HandleFunc("GET /api/v1/sites/{id}/reader-configs/export.xlsx", a.auth("reader_configs", "view", a.exportReaderConfigs))
+	m.HandleFunc("GET /api/v1/cardholders/export.xlsx", a.auth("cardholders", "view", a.exportCardholders))
 	m.HandleFunc("GET /api/v1/templates", a.auth("account", "view", a.listTemplates))
 	m.HandleFunc("PUT /api/v1/templates/{kind}", a.auth("account", "edit", a.putTemplate))
 

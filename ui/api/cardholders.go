@@ -75,6 +75,11 @@ func (a *API) listCardholders(w http.ResponseWriter, r *http.Request, p *Princip
 	if !ok || !a.strong(w, r) {
 		return
 	}
+	writeJSON(w, http.StatusOK, page(a.accountCardholders(p, q), cardholderKey, q))
+}
+
+// accountCardholders lists the account's cardholders matching q, in list order.
+func (a *API) accountCardholders(p *Principal, q listQuery) []cardholderView {
 	var items []cardholderView
 	a.svc.Read(func(s *state.State) {
 		for _, h := range s.Cardholders {
@@ -84,7 +89,7 @@ func (a *API) listCardholders(w http.ResponseWriter, r *http.Request, p *Princip
 		}
 	})
 	sort.Slice(items, func(i, j int) bool { return cardholderKey(items[i]) < cardholderKey(items[j]) })
-	writeJSON(w, http.StatusOK, page(items, cardholderKey, q))
+	return items
 }
 
 func (a *API) getCardholder(w http.ResponseWriter, r *http.Request, p *Principal) {

@@ -43,16 +43,36 @@ func (a *API) listConfigurators(w http.ResponseWriter, r *http.Request, p *Princ
 	if !ok || !a.strong(w, r) {
 		return
 	}
+	writeJSON(w, http.StatusOK, page(a.siteConfigurators(site.ID, q), configuratorKey, q))
+}
+
+// siteConfigurators lists a site's configurators matching q, in list order.
+func (a *API) siteConfigurators(siteID string, q listQuery) []configuratorView {
 	var items []configuratorView
 	a.svc.Read(func(s *state.State) {
 		for _, cf := range s.Configurators {
-			if cf.SiteID == site.ID && matches(q.Q, cf.FirstName, cf.LastName, cf.Email, cf.Phone) {
+			if cf.SiteID == siteID && matches(q.Q, cf.FirstName, cf.LastName, cf.Email, cf.Phone) {
 				items = append(items, viewConfigurator(cf))
 			}
 		}
 	})
 	sort.Slice(items, func(i, j int) bool { return configuratorKey(items[i]) < configuratorKey(items[j]) })
-	writeJSON(w, http.StatusOK, page(items, configuratorKey, q))
+	return items
+}
+
+// siteConfigCards lists a site's configuration cards (of one configurator
+// when holder is set) matching q, in list order.
+func (a *API) siteConfigCards(siteID, holder string, q listQuery) []cardView {
+	var items []cardView
+	a.svc.Read(func(s *state.State) {
+		for _, c := range s.Cards {
+			if (holder == "" || c.CardholderID == holder) && inList(c, siteID, true, q) {
+				items = append(items, viewCard(c))
+			}
+		}
+	})
+	sort.Slice(items, func(i, j int) bool { return cardKey(items[i]) < cardKey(items[j]) })
+	return items
 }
 
 func (a *API) createConfigurator(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -153,14 +173,5 @@ func (a *API) listConfigCards(w http.ResponseWriter, r *http.Request, p *Princip
 	if !ok || !a.strong(w, r) {
 		return
 	}
-	var items []cardView
-	a.svc.Read(func(s *state.State) {
-		for _, c := range s.Cards {
-			if c.CardholderID == cf.ID && inList(c, cf.SiteID, true, q) {
-				items = append(items, viewCard(c))
-			}
-		}
-	})
-	sort.Slice(items, func(i, j int) bool { return cardKey(items[i]) < cardKey(items[j]) })
-	writeJSON(w, http.StatusOK, page(items, cardKey, q))
+	writeJSON(w, http.StatusOK, page(a.siteConfigCards(cf.SiteID, cf.ID, q), cardKey, q))
 }

@@ -60,16 +60,21 @@ func (a *API) listReaderConfigs(w http.ResponseWriter, r *http.Request, p *Princ
 	if !ok || !a.strong(w, r) {
 		return
 	}
+	writeJSON(w, http.StatusOK, page(a.siteReaderConfigs(site.ID, q), readerConfigSortKey, q))
+}
+
+// siteReaderConfigs lists a site's reader configurations matching q, in list order.
+func (a *API) siteReaderConfigs(siteID string, q listQuery) []readerConfigView {
 	var items []readerConfigView
 	a.svc.Read(func(s *state.State) {
 		for _, rc := range s.ReaderConfigs {
-			if rc.SiteID == site.ID && matches(q.Q, rc.Name, rc.Settings.Description) {
+			if rc.SiteID == siteID && matches(q.Q, rc.Name, rc.Settings.Description) {
 				items = append(items, viewReaderConfig(rc))
 			}
 		}
 	})
 	sort.Slice(items, func(i, j int) bool { return readerConfigSortKey(items[i]) < readerConfigSortKey(items[j]) })
-	writeJSON(w, http.StatusOK, page(items, readerConfigSortKey, q))
+	return items
 }
 
 func (a *API) findReaderConfig(w http.ResponseWriter, p *Principal, id string) (state.ReaderConfig, bool) {

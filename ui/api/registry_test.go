@@ -265,6 +265,28 @@ func TestConfiguratorsTemplatesCardholders(t *testing.T) {
 	if l := c.Do(t, "GET", "/api/v1/configurators/"+cf.ID+"/config-cards", "", nil); !strings.Contains(l.Body, cc.ID) {
 		t.Fatalf("configuration cards of the configurator: %s", l.Body)
 	}
+	// Figures 88–91: reports and exports with the header block.
+	g := grid(t, download(t, c, "/api/v1/sites/"+site.ID+"/configurators/report.xlsx"))
+	checkBlock(t, g, "Report", "Building reg3", "London")
+	cellsEqual(t, "configurator report columns", g[5], "First Name", "Last Name", "Email", "Phone Number", "Creation Date")
+	if g[6][0] != "Paul" || g[6][2] != "paul@stid.com" || !sheetDate.MatchString(g[6][4]) {
+		t.Fatalf("configurator report row: %q", g[6])
+	}
+	g = grid(t, download(t, c, "/api/v1/sites/"+site.ID+"/configurators/export.xlsx"))
+	cellsEqual(t, "configurator export columns", g[5], "First Name", "Last Name", "Email", "Phone Number")
+	g = grid(t, download(t, c, "/api/v1/sites/"+site.ID+"/config-cards/report.xlsx"))
+	cellsEqual(t, "config card report columns", g[5], "First Name", "Last Name", "Blue Mobile ID Configuration",
+		"Configuration Creation Date", "Configuration Activation Date", "Configuration Revoked Date", "Status")
+	if g[6][0] != "Paul" || g[6][2] != "London" || g[6][6] != "Created and Email Sent" {
+		t.Fatalf("config card report row: %q", g[6])
+	}
+	g = grid(t, download(t, c, "/api/v1/sites/"+site.ID+"/config-cards/export.xlsx"))
+	cellsEqual(t, "config card export", g[6], "Paul", "Durand", "London", "Created and Email Sent")
+	g = grid(t, download(t, c, "/api/v1/sites/"+site.ID+"/reader-configs/export.xlsx"))
+	if g[6][0] != "London" {
+		t.Fatalf("reader configuration export: %q", g)
+	}
+
 	expect(t, c.Do(t, "DELETE", "/api/v1/configurators/"+cf.ID, "", nil), 409, "configurator_in_use")
 	expect(t, c.Do(t, "DELETE", "/api/v1/config-cards/"+cc.ID, "", nil), 204, "")
 	expect(t, c.Do(t, "DELETE", "/api/v1/configurators/"+cf.ID, "", nil), 204, "")
@@ -275,6 +297,9 @@ func TestConfiguratorsTemplatesCardholders(t *testing.T) {
 	expect(t, r, 201, "")
 	decodeInto(t, r, &h)
 	expect(t, c.Do(t, "PATCH", "/api/v1/cardholders/"+h.ID, `{"phone":"4142434445"}`, nil), 200, "")
+	g = grid(t, download(t, c, "/api/v1/cardholders/export.xlsx"))
+	cellsEqual(t, "cardholder export", g[1], "First Name", "Last Name", "Email", "Phone Number", "Visitor", "Valid From", "Valid Until")
+	cellsEqual(t, "cardholder row", g[2], "Mary", "Foster", "mary@example.com", "4142434445", "No")
 	var card struct{ ID string }
 	r = c.Do(t, "POST", "/api/v1/sites/"+site.ID+"/cards", `{"cardholder_id":"`+h.ID+`","reader_config":"London","private_id":"658742"}`, nil)
 	expect(t, r, 201, "")
