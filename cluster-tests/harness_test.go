@@ -192,14 +192,15 @@ func (n *node) args(join string) []string {
 	return a
 }
 
-// start runs the node; join is empty on a restart (it finds its peers itself).
-func (n *node) start(join string) {
+// start runs the node with any extra flags; join is empty on a restart
+// (it finds its peers itself).
+func (n *node) start(join string, extra ...string) {
 	t := n.c.t
 	t.Helper()
 	if n.running() {
 		t.Fatalf("%s: start while running", n.id)
 	}
-	args := n.args(join)
+	args := append(n.args(join), extra...)
 	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)

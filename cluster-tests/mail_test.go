@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -62,7 +60,7 @@ func TestMailExactlyOnceAcrossFailover(t *testing.T) {
 		}
 		return nil
 	})
-	victim.startWith("", "--smtp", relay.addr)
+	victim.start("", "--smtp", relay.addr)
 	c.waitReady(victim, 30*time.Second)
 	var ids map[string]string // outbox id -> recipient
 	for _, n := range c.nodes {
@@ -179,10 +177,10 @@ func startMailCluster(t *testing.T, size int, smtpAddr string) *cluster {
 	t.Helper()
 	c := newCluster(t, size)
 	first := c.nodes[0]
-	first.startWith("", "--smtp", smtpAddr)
+	first.start("", "--smtp", smtpAddr)
 	c.waitHealthy(first, 20*time.Second)
 	for _, n := range c.nodes[1:] {
-		n.startWith(first.gossip, "--smtp", smtpAddr)
+		n.start(first.gossip, "--smtp", smtpAddr)
 	}
 	for _, n := range c.nodes[1:] {
 		c.waitHealthy(n, 20*time.Second)
@@ -192,35 +190,6 @@ func startMailCluster(t *testing.T, size int, smtpAddr string) *cluster {
 	c.waitFormed(c.nodes, size, 30*time.Second)
 	c.waitSession(c.nodes, 10*time.Second)
 	return c
-}
-
-// startWith is node.start with extra flags appended.
-func (n *node) startWith(join string, extra ...string) {
-	t := n.c.t
-	t.Helper()
-	if n.running() {
-		t.Fatalf("%s: start while running", n.id)
-	}
-	args := append(n.args(join), extra...)
-	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "\n==== %s cluster-tests: starting lintel %s\n", time.Now().UTC().Format(time.RFC3339Nano), strings.Join(args, " "))
-	cmd := exec.Command(lintelBin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = childEnv()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: start: %v", n.id, err)
-	}
-	p := &proc{cmd: cmd, started: time.Now(), done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.done)
-	}()
-	n.procs = append(n.procs, p)
 }
 
 // raw sends a body as is (a key file, a voucher, a reader configuration)
