@@ -40,6 +40,10 @@ func (a *API) getCredits(w http.ResponseWriter, r *http.Request, p *Principal) {
 
 // loadVoucher takes the voucher text as the body (text/plain or the file).
 func (a *API) loadVoucher(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if !p.Profile.CanOrderCredits {
+		writeError(w, http.StatusForbidden, "forbidden", "", "your profile may not order credits; ask an administrator")
+		return
+	}
 	text, err := io.ReadAll(io.LimitReader(r.Body, 8<<10+1))
 	if err != nil || len(text) == 0 || len(text) > 8<<10 {
 		writeError(w, http.StatusBadRequest, "invalid_voucher", "voucher", "send the voucher text (as printed by lintel voucher issue) as the request body; it is at most a few hundred bytes")

@@ -168,7 +168,7 @@ func TestRightsAndTokens(t *testing.T) {
 	testnode.WaitReady(t, n)
 	admin := testnode.Login(t, n)
 	var prof struct{ ID string }
-	r := admin.Do(t, "POST", "/api/v1/profiles", `{"name":"Viewers","rights":{"sites":["view"],"cards":["view"]}}`, nil)
+	r := admin.Do(t, "POST", "/api/v1/profiles", `{"name":"Viewers","rights":{"sites":["view"],"cards":["view"],"credits":["view","create"]}}`, nil)
 	expect(t, r, 201, "")
 	decodeInto(t, r, &prof)
 	expect(t, admin.Do(t, "POST", "/api/v1/operators", `{"first_name":"James","last_name":"Daniel","email":"james@example.com","profile_id":"`+prof.ID+`","password":"james-secret"}`, nil), 201, "")
@@ -200,6 +200,7 @@ func TestRightsAndTokens(t *testing.T) {
 	expect(t, james.Do(t, "GET", "/api/v1/sites", "", bearer), 200, "")
 	expect(t, james.Do(t, "POST", "/api/v1/sites", `{"name":"Nope"}`, bearer), 403, "forbidden")
 	expect(t, james.Do(t, "GET", "/api/v1/operators", "", bearer), 403, "forbidden")
+	expect(t, james.Do(t, "POST", "/api/v1/credits/vouchers", "lintel-voucher 1", bearer), 403, "forbidden")
 
 	// An API token: shown once, works as Bearer, revocable.
 	var tok struct{ ID, Token string }
