@@ -27,17 +27,33 @@ type cardholderView struct {
 }
 
 func viewCardholder(s *state.State, h state.Cardholder) cardholderView {
+	return viewCardholderWith(h, cardsByHolder(s, h.ID))
+}
+
+// cardsByHolder maps holders to their card ids, sorted, in one pass over the
+// cards (only holder, when set).
+func cardsByHolder(s *state.State, holder string) map[string][]string {
+	out := map[string][]string{}
+	for _, c := range s.Cards {
+		if holder == "" || c.CardholderID == holder {
+			out[c.CardholderID] = append(out[c.CardholderID], c.ID)
+		}
+	}
+	for _, ids := range out {
+		sort.Strings(ids)
+	}
+	return out
+}
+
+func viewCardholderWith(h state.Cardholder, cards map[string][]string) cardholderView {
 	v := cardholderView{ID: h.ID, FirstName: h.FirstName, LastName: h.LastName, Email: h.Email, Phone: h.Phone, Fields: h.Fields,
-		Visitor: h.Visitor, ValidFrom: h.ValidFrom, ValidUntil: h.ValidUntil, CreatedAt: h.CreatedAt, Cards: []string{}}
+		Visitor: h.Visitor, ValidFrom: h.ValidFrom, ValidUntil: h.ValidUntil, CreatedAt: h.CreatedAt, Cards: cards[h.ID]}
 	if v.Fields == nil {
 		v.Fields = map[string]string{}
 	}
-	for _, c := range s.Cards {
-		if c.CardholderID == h.ID {
-			v.Cards = append(v.Cards, c.ID)
-		}
+	if v.Cards == nil {
+		v.Cards = []string{}
 	}
-	sort.Strings(v.Cards)
 	return v
 }
 
@@ -82,9 +98,10 @@ func (a *API) listCardholders(w http.ResponseWriter, r *http.Request, p *Princip
 func (a *API) accountCardholders(p *Principal, q listQuery) []cardholderView {
 	var items []cardholderView
 	a.svc.Read(func(s *state.State) {
+		cards := cardsByHolder(s, "")
 		for _, h := range s.Cardholders {
 			if h.AccountID == p.Account.ID && matches(q.Q, h.FirstName, h.LastName, h.Email, h.Phone) {
-				items = append(items, viewCardholder(s, h))
+				items = append(items, viewCardholderWith(h, cards))
 			}
 		}
 	})
