@@ -87,7 +87,7 @@ func (f *fsm) waitCh() <-chan struct{} {
 // Snapshot takes an immutable copy; Persist streams it outside the lock.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
-	c := f.st.Clone()
+	c := f.st.Frozen()
 	f.mu.RUnlock()
 	return &snapshot{st: c}, nil
 }

@@ -332,6 +332,23 @@ func (s *State) expireQueue(q []string, window time.Duration) []string {
 
 // Clone returns a copy that later Apply calls do not change.
 func (s *State) Clone() *State {
+	c := s.Frozen()
+	c.operatorByEmail = maps.Clone(s.operatorByEmail)
+	c.siteByName = maps.Clone(s.siteByName)
+	c.cardByLink = maps.Clone(s.cardByLink)
+	c.cardByOldLink = maps.Clone(s.cardByOldLink)
+	c.privateIDs = maps.Clone(s.privateIDs)
+	c.holderConfigs = maps.Clone(s.holderConfigs)
+	c.siteCards = maps.Clone(s.siteCards)
+	c.readerConfigNames = maps.Clone(s.readerConfigNames)
+	c.tokenByHash = maps.Clone(s.tokenByHash)
+	return c
+}
+
+// Frozen is a copy of the tables only, for a snapshot to encode: the derived
+// indexes are rebuilt on restore, so copying them would be wasted work.
+// It must not be applied to.
+func (s *State) Frozen() *State {
 	c := *s
 	c.Accounts = maps.Clone(s.Accounts)
 	c.Profiles = maps.Clone(s.Profiles)
@@ -356,15 +373,8 @@ func (s *State) Clone() *State {
 	c.Dedup = maps.Clone(s.Dedup)
 	c.DedupRetry = append([]string(nil), s.DedupRetry...)
 	c.DedupIdempotent = append([]string(nil), s.DedupIdempotent...)
-	c.operatorByEmail = maps.Clone(s.operatorByEmail)
-	c.siteByName = maps.Clone(s.siteByName)
-	c.cardByLink = maps.Clone(s.cardByLink)
-	c.cardByOldLink = maps.Clone(s.cardByOldLink)
-	c.privateIDs = maps.Clone(s.privateIDs)
-	c.holderConfigs = maps.Clone(s.holderConfigs)
-	c.siteCards = maps.Clone(s.siteCards)
-	c.readerConfigNames = maps.Clone(s.readerConfigNames)
-	c.tokenByHash = maps.Clone(s.tokenByHash)
+	c.operatorByEmail, c.siteByName, c.cardByLink, c.cardByOldLink = nil, nil, nil, nil
+	c.privateIDs, c.holderConfigs, c.siteCards, c.readerConfigNames, c.tokenByHash = nil, nil, nil, nil, nil
 	return &c
 }
 
