@@ -253,6 +253,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	h.mustApply(&command.CreateSession{SessionID: "x", TokenHash: "th", OperatorID: "op", ExpiresAt: h.at.Add(time.Hour)})
 	h.mustApply(&command.RemoveNode{NodeID: "n9", Instance: "i"})
 	b := encode(t, h.s)
+	if !bytes.Equal(encode(t, h.s.Frozen()), b) {
+		t.Fatal("the snapshot copy encodes differently from the state")
+	}
 	got, err := Decode(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
