@@ -67,6 +67,11 @@ const (
 	TypeDeleteConfigurator
 	TypeCreateConfigCard
 	TypeSetTemplate
+	TypeCreateReader
+	TypeUpdateReader
+	TypeDeleteReader
+	TypeCreateSchedule
+	TypeCreateAccessLevel
 )
 
 // Version is the encoding version written by this build.
@@ -216,4 +221,9 @@ var registry = map[Type]func() Body{
 	TypeDeleteConfigurator: func() Body { return &DeleteConfigurator{} },
 	TypeCreateConfigCard:   func() Body { return &CreateConfigCard{} },
 	TypeSetTemplate:        func() Body { return &SetTemplate{} },
+	TypeCreateReader:       func() Body { return &CreateReader{} },
+	TypeUpdateReader:       func() Body { return &UpdateReader{} },
+	TypeDeleteReader:       func() Body { return &DeleteReader{} },
+	TypeCreateSchedule:     func() Body { return &CreateSchedule{} },
+	TypeCreateAccessLevel:  func() Body { return &CreateAccessLevel{} },
 }

@@ -60,6 +60,11 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&DeleteConfigurator{ID: "cf", AccountID: "a"},
 		&CreateConfigCard{ID: "cc", AccountID: "a", ConfiguratorID: "cf", ReaderConfig: "London"},
 		&SetTemplate{AccountID: "a", Kind: "card_activation", Subject: "S", Body: "B {link}"},
+		&CreateReader{ID: "r", AccountID: "a", SiteID: "s", NodeID: "n1", Name: "Front door", ReaderConfig: "London", Transport: "link", UnlockSeconds: 5},
+		&UpdateReader{ID: "r", AccountID: "a", Name: ptr("Back door"), UnlockSeconds: ptr(7)},
+		&DeleteReader{ID: "r", AccountID: "a"},
+		&CreateSchedule{ID: "sc", AccountID: "a", SiteID: "s", Name: "Office hours", Windows: []Window{{Days: []int{1, 2}, From: "08:00", To: "18:00"}}, Holidays: []string{"2026-12-25"}},
+		&CreateAccessLevel{ID: "al", AccountID: "a", SiteID: "s", Name: "Staff", ReaderIDs: []string{"r"}, ScheduleID: "sc"},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
@@ -99,7 +104,8 @@ func TestTypeNumbersAreStable(t *testing.T) {
 		TypeCreateProfile: 31, TypeUpdateProfile: 32, TypeDeleteProfile: 33, TypeCreateOperator: 34, TypeUpdateOperator: 35,
 		TypeSetOperatorStatus: 36, TypeDeleteOperator: 37, TypeAcceptInvitation: 38, TypeCreateToken: 39, TypeDeleteToken: 40,
 		TypeUpdateCardholder: 41, TypeDeleteCardholder: 42, TypeCreateConfigurator: 43, TypeUpdateConfigurator: 44,
-		TypeDeleteConfigurator: 45, TypeCreateConfigCard: 46, TypeSetTemplate: 47}
+		TypeDeleteConfigurator: 45, TypeCreateConfigCard: 46, TypeSetTemplate: 47,
+		TypeCreateReader: 48, TypeUpdateReader: 49, TypeDeleteReader: 50, TypeCreateSchedule: 51, TypeCreateAccessLevel: 52}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

@@ -33,6 +33,7 @@ type UpdateSite struct {
 	ActivationTTL       *time.Duration `json:"activation_ttl,omitempty"`
 	OfflineGrace        *time.Duration `json:"offline_grace,omitempty"`
 	OfflinePolicy       *string        `json:"offline_policy,omitempty"`
+	TimeZone            *string        `json:"time_zone,omitempty"`
 }
 
 // CreateCardholder adds a person (or a visitor with a validity window).

@@ -214,6 +214,12 @@ func (s *State) applyCreateCard(c command.Command, b *command.CreateCard, ch *ch
 	default:
 		return nil, reject(Invalid, "invalid_value", "kind", "kind must be private_id or device_id")
 	}
+	if r := s.checkAccessLevels(b.SiteID, b.AccessLevels); r != nil {
+		return nil, r
+	}
+	if r := validateWindow(b.ValidFrom, b.ValidUntil, b.MaxUses); r != nil {
+		return nil, r
+	}
 	holder, rej := s.cardholderForCard(c, b, ch)
 	if rej != nil {
 		return nil, rej
@@ -581,6 +587,9 @@ func (s *State) applyUpdateCard(c command.Command, b *command.UpdateCard, ch *ch
 		return nil, reject(Invalid, "required", "first_name", "first and last name are required")
 	}
 	if r := validateWindow(next.ValidFrom, next.ValidUntil, next.MaxUses); r != nil {
+		return nil, r
+	}
+	if r := s.checkAccessLevels(card.SiteID, next.AccessLevels); r != nil {
 		return nil, r
 	}
 	s.putCard(next, ch)

@@ -131,6 +131,16 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 		return "Configurators", "Configuration " + b.ReaderConfig + " assigned : " + s.cardName(b.ID), b.AccountID
 	case *command.SetTemplate:
 		return "Personalization", "Message text set : " + b.Kind, b.AccountID
+	case *command.CreateReader:
+		return "Readers", "Reader created : " + b.Name, b.AccountID
+	case *command.UpdateReader:
+		return "Readers", "Reader updated : " + s.Readers[b.ID].Name, b.AccountID
+	case *command.DeleteReader:
+		return "Readers", "Reader deleted : " + b.ID, b.AccountID
+	case *command.CreateSchedule:
+		return "Readers", "Schedule created : " + b.Name, b.AccountID
+	case *command.CreateAccessLevel:
+		return "Readers", "Access level created : " + b.Name, b.AccountID
 	case *command.RemoveNode:
 		return "Cluster", "Node removed : " + b.NodeID, account
 	}

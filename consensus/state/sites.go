@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	_ "time/tzdata" // the same tz database on every node
 
 	"lintel/consensus/command"
 )
@@ -28,6 +29,9 @@ type Site struct {
 	ActivationTTL       time.Duration `json:"activation_ttl"`
 	OfflineGrace        time.Duration `json:"offline_grace"`
 	OfflinePolicy       string        `json:"offline_policy"`
+	// TimeZone (IANA) in which schedules are read; the tz database is built
+	// into the binary, so every node reads it alike.
+	TimeZone string `json:"time_zone"`
 }
 
 func (s *State) applyCreateSite(c command.Command, b *command.CreateSite, ch *changes) (any, *Rejection) {
@@ -44,7 +48,7 @@ func (s *State) applyCreateSite(c command.Command, b *command.CreateSite, ch *ch
 	site := Site{
 		ID: b.ID, AccountID: b.AccountID, Name: name, CreatedAt: c.At.UTC(),
 		CardCost: DefaultCardCost, ActivationTTL: DefaultActivationTTL,
-		OfflineGrace: DefaultOfflineGrace, OfflinePolicy: OfflineDeny,
+		OfflineGrace: DefaultOfflineGrace, OfflinePolicy: OfflineDeny, TimeZone: "UTC",
 	}
 	s.Sites[b.ID] = site
 	s.siteByName[siteNameKey(b.AccountID, name)] = b.ID
@@ -146,7 +150,21 @@ func (s *State) applyUpdateSite(b *command.UpdateSite, ch *changes) (any, *Rejec
 		}
 		site.OfflinePolicy = *b.OfflinePolicy
 	}
+	if b.TimeZone != nil {
+		if _, err := time.LoadLocation(*b.TimeZone); err != nil || *b.TimeZone == "" || *b.TimeZone == "Local" {
+			return nil, reject(Invalid, "invalid_value", "time_zone", "%q is not a time zone name such as Europe/Paris", *b.TimeZone)
+		}
+		site.TimeZone = *b.TimeZone
+	}
 	s.Sites[site.ID] = site
 	ch.put("sites", site.ID)
 	return site, nil
+}
+
+// Location is the site's time zone (UTC if unknown).
+func (x Site) Location() *time.Location {
+	if loc, err := time.LoadLocation(x.TimeZone); err == nil && x.TimeZone != "" {
+		return loc
+	}
+	return time.UTC
 }

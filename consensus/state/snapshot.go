@@ -83,6 +83,15 @@ func (s *State) fillNil() {
 	if s.Outbox == nil {
 		s.Outbox = n.Outbox
 	}
+	if s.Readers == nil {
+		s.Readers = n.Readers
+	}
+	if s.Schedules == nil {
+		s.Schedules = n.Schedules
+	}
+	if s.AccessLevels == nil {
+		s.AccessLevels = n.AccessLevels
+	}
 	if s.Configurators == nil {
 		s.Configurators = n.Configurators
 	}

@@ -79,6 +79,9 @@ type State struct {
 	Tokens        map[string]Token         `json:"tokens"`
 	Configurators map[string]Configurator  `json:"configurators"`
 	Templates     map[string]Template      `json:"templates"` // account + kind
+	Readers       map[string]Reader        `json:"readers"`
+	Schedules     map[string]Schedule      `json:"schedules"`
+	AccessLevels  map[string]AccessLevel   `json:"access_levels"`
 	Transfers     []Transfer               `json:"transfers"`
 	History       []HistoryEntry           `json:"history"`
 	Vouchers      map[string]LoadedVoucher `json:"vouchers"`
@@ -127,6 +130,9 @@ func New() *State {
 		Tokens:        map[string]Token{},
 		Configurators: map[string]Configurator{},
 		Templates:     map[string]Template{},
+		Readers:       map[string]Reader{},
+		Schedules:     map[string]Schedule{},
+		AccessLevels:  map[string]AccessLevel{},
 		Vouchers:      map[string]LoadedVoucher{},
 		Dedup:         map[string]DedupEntry{},
 	}
@@ -290,6 +296,16 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyCreateConfigCard(c, b, ch)
 	case *command.SetTemplate:
 		return s.applySetTemplate(b, ch)
+	case *command.CreateReader:
+		return s.applyCreateReader(c, b, ch)
+	case *command.UpdateReader:
+		return s.applyUpdateReader(b, ch)
+	case *command.DeleteReader:
+		return s.applyDeleteReader(b, ch)
+	case *command.CreateSchedule:
+		return s.applyCreateSchedule(b, ch)
+	case *command.CreateAccessLevel:
+		return s.applyCreateAccessLevel(b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }
@@ -365,6 +381,9 @@ func (s *State) Frozen() *State {
 	c.Tokens = maps.Clone(s.Tokens)
 	c.Configurators = maps.Clone(s.Configurators)
 	c.Templates = maps.Clone(s.Templates)
+	c.Readers = maps.Clone(s.Readers)
+	c.Schedules = maps.Clone(s.Schedules)
+	c.AccessLevels = maps.Clone(s.AccessLevels)
 	// Transfers and History only grow: a copy of the slice header is immutable
 	// to readers (append may reuse capacity, but never rewrites old entries).
 	c.Transfers = s.Transfers[:len(s.Transfers):len(s.Transfers)]

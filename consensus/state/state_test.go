@@ -143,7 +143,7 @@ func TestState_CreateSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Site{ID: "s1", AccountID: "acc", Name: "London", CreatedAt: h.at, CardCost: 5,
-		ActivationTTL: 7 * 24 * time.Hour, OfflineGrace: 24 * time.Hour, OfflinePolicy: OfflineDeny}
+		ActivationTTL: 7 * 24 * time.Hour, OfflineGrace: 24 * time.Hour, OfflinePolicy: OfflineDeny, TimeZone: "UTC"}
 	if !reflect.DeepEqual(site, want) || !reflect.DeepEqual(h.s.Sites["s1"], want) {
 		t.Fatalf("site\n got %+v\nwant %+v", site, want)
 	}

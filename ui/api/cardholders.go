@@ -138,12 +138,13 @@ func (a *API) patchSite(w http.ResponseWriter, r *http.Request, p *Principal) {
 		ActivationTTL       *string `json:"activation_ttl"`
 		OfflineGrace        *string `json:"offline_grace"`
 		OfflinePolicy       *string `json:"offline_policy"`
+		TimeZone            *string `json:"time_zone"`
 	}
 	if !decode(w, r, &req) {
 		return
 	}
 	b := &command.UpdateSite{ID: site.ID, AccountID: p.Account.ID, PrivateIDDuplicates: req.PrivateIDDuplicates,
-		CardCost: req.CardCost, OfflinePolicy: req.OfflinePolicy}
+		CardCost: req.CardCost, OfflinePolicy: req.OfflinePolicy, TimeZone: req.TimeZone}
 	for _, d := range []struct {
 		field string
 		in    *string

@@ -308,3 +308,35 @@ func TestConfiguratorsTemplatesCardholders(t *testing.T) {
 	expect(t, c.Do(t, "DELETE", "/api/v1/cardholders/"+h.ID, "", nil), 204, "")
 	expect(t, c.Do(t, "GET", "/api/v1/cards/"+card.ID, "", nil), 404, "card_not_found")
 }
+
+func TestReadersSchedulesAccessLevelsAPI(t *testing.T) {
+	n := testnode.Start(t, "reg4")
+	testnode.WaitReady(t, n)
+	c := testnode.Login(t, n)
+	var site struct{ ID string }
+	decodeInto(t, c.Do(t, "POST", "/api/v1/sites", `{"name":"London"}`, nil), &site)
+	expect(t, c.Do(t, "POST", "/api/v1/sites/"+site.ID+"/reader-configs", "lintel-reader-config 1\nname = London\n", nil), 201, "")
+	expect(t, c.Do(t, "PATCH", "/api/v1/sites/"+site.ID, `{"time_zone":"Europe/London"}`, nil), 200, "")
+	expect(t, c.Do(t, "PATCH", "/api/v1/sites/"+site.ID, `{"time_zone":"Nowhere/Else"}`, nil), 400, "invalid_value")
+
+	expect(t, c.Do(t, "POST", "/api/v1/readers", `{"id":"front door!","name":"Front","node_id":"reg4","site_id":"`+site.ID+`","reader_config":"London"}`, nil), 400, "invalid_value")
+	expect(t, c.Do(t, "POST", "/api/v1/readers", `{"id":"front","name":"Front","node_id":"reg4","site_id":"`+site.ID+`","reader_config":"London","unlock_seconds":1}`, nil), 400, "invalid_value")
+	r := c.Do(t, "POST", "/api/v1/readers", `{"id":"front","name":"Front","node_id":"reg4","site_id":"`+site.ID+`","reader_config":"London"}`, nil)
+	expect(t, r, 201, "")
+	if !strings.Contains(r.Body, `"unlock_seconds":5`) || !strings.Contains(r.Body, `"transport":"link"`) {
+		t.Fatalf("reader defaults: %s", r.Body)
+	}
+	expect(t, c.Do(t, "PATCH", "/api/v1/readers/front", `{"transport":"ble","ble_adapter":"hci0"}`, nil), 200, "")
+	var sc struct{ ID string }
+	r = c.Do(t, "POST", "/api/v1/schedules", `{"site_id":"`+site.ID+`","name":"Office","windows":[{"days":[1,2,3,4,5],"from":"08:00","to":"18:00"}],"holidays":["2026-12-25"]}`, nil)
+	expect(t, r, 201, "")
+	decodeInto(t, r, &sc)
+	expect(t, c.Do(t, "POST", "/api/v1/access-levels", `{"site_id":"`+site.ID+`","name":"Staff","reader_ids":["front"],"schedule_id":"`+sc.ID+`"}`, nil), 201, "")
+	if l := c.Do(t, "GET", "/api/v1/access-levels", "", nil); !strings.Contains(l.Body, `"reader_ids":["front"]`) {
+		t.Fatalf("access levels: %s", l.Body)
+	}
+	expect(t, c.Do(t, "DELETE", "/api/v1/readers/front", "", nil), 204, "")
+	if l := c.Do(t, "GET", "/api/v1/readers", "", nil); strings.Contains(l.Body, `"front"`) {
+		t.Fatalf("deleted reader still listed: %s", l.Body)
+	}
+}

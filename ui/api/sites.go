@@ -22,6 +22,7 @@ type siteView struct {
 	ActivationTTL       string    `json:"activation_ttl"`
 	OfflineGrace        string    `json:"offline_grace"`
 	OfflinePolicy       string    `json:"offline_policy"`
+	TimeZone            string    `json:"time_zone"`
 }
 
 func viewSite(s *state.State, x state.Site) siteView {
@@ -29,7 +30,7 @@ func viewSite(s *state.State, x state.Site) siteView {
 	return siteView{
 		ID: x.ID, Name: x.Name, CreatedAt: x.CreatedAt, Configurations: u.Configurations, Users: u.Users,
 		Configurators: u.Configurators, PrivateIDDuplicates: x.PrivateIDDuplicates, CardCost: x.CardCost,
-		ActivationTTL: x.ActivationTTL.String(), OfflineGrace: x.OfflineGrace.String(), OfflinePolicy: x.OfflinePolicy,
+		ActivationTTL: x.ActivationTTL.String(), OfflineGrace: x.OfflineGrace.String(), OfflinePolicy: x.OfflinePolicy, TimeZone: x.TimeZone,
 	}
 }
 

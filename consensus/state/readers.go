@@ -1,0 +1,258 @@
+package state
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"lintel/consensus/command"
+)
+
+// Reader transports.
+const (
+	TransportLink = "link"
+	TransportBLE  = "ble"
+)
+
+// MinUnlock is the shortest a door stays unlocked (issue: at least 3 s).
+const (
+	MinUnlockSeconds     = 3
+	DefaultUnlockSeconds = 5
+)
+
+// Reader is a door reader; one node runs it (SPEC 4.6).
+type Reader struct {
+	ID            string    `json:"id"`
+	AccountID     string    `json:"account_id"`
+	SiteID        string    `json:"site_id"`
+	NodeID        string    `json:"node_id"`
+	Name          string    `json:"name"`
+	ReaderConfig  string    `json:"reader_config"`
+	Transport     string    `json:"transport"`
+	BLEAdapter    string    `json:"ble_adapter"`
+	UnlockSeconds int       `json:"unlock_seconds"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// Schedule is weekly windows in the site's time zone, closed on holidays.
+type Schedule struct {
+	ID        string           `json:"id"`
+	AccountID string           `json:"account_id"`
+	SiteID    string           `json:"site_id"`
+	Name      string           `json:"name"`
+	Windows   []command.Window `json:"windows"`
+	Holidays  []string         `json:"holidays"`
+}
+
+// AccessLevel is which readers a card may open, and when.
+type AccessLevel struct {
+	ID         string   `json:"id"`
+	AccountID  string   `json:"account_id"`
+	SiteID     string   `json:"site_id"`
+	Name       string   `json:"name"`
+	ReaderIDs  []string `json:"reader_ids"`
+	ScheduleID string   `json:"schedule_id"`
+}
+
+// minutes parses "HH:MM" (00:00–24:00) into minutes after midnight.
+func minutes(s string) (int, bool) {
+	var h, m int
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	if _, err := fmt.Sscanf(s, "%02d:%02d", &h, &m); err != nil || h > 24 || m > 59 || (h == 24 && m != 0) {
+		return 0, false
+	}
+	return h*60 + m, true
+}
+
+// OpenAt reports whether the schedule admits the instant t, read in loc.
+func (sc Schedule) OpenAt(t time.Time, loc *time.Location) bool {
+	local := t.In(loc)
+	if slices.Contains(sc.Holidays, local.Format("2006-01-02")) {
+		return false
+	}
+	day, now := int(local.Weekday()), local.Hour()*60+local.Minute()
+	for _, w := range sc.Windows {
+		from, _ := minutes(w.From)
+		to, _ := minutes(w.To)
+		if slices.Contains(w.Days, day) && now >= from && now < to {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *State) validReaderFields(accountID, siteID, name, config, transport, adapter string, unlock int) *Rejection {
+	if r := checkName("name", name); r != nil {
+		return r
+	}
+	if _, ok := s.readerConfigByName(accountID, config); !ok {
+		return reject(NotFound, "reader_config_not_found", "reader_config", "there is no reader configuration named %q in this account", config)
+	}
+	switch transport {
+	case TransportLink:
+	case TransportBLE:
+		if adapter == "" || len(adapter) > 16 || strings.ContainsAny(adapter, " /\\") {
+			return reject(Invalid, "invalid_value", "ble_adapter", "a BLE reader needs the node's HCI adapter, such as hci0")
+		}
+	default:
+		return reject(Invalid, "invalid_value", "transport", "transport must be link or ble")
+	}
+	if unlock < MinUnlockSeconds || unlock > 300 {
+		return reject(Invalid, "invalid_value", "unlock_seconds", "a door stays unlocked %d to 300 seconds", MinUnlockSeconds)
+	}
+	return nil
+}
+
+func (s *State) applyCreateReader(c command.Command, b *command.CreateReader, ch *changes) (any, *Rejection) {
+	site, ok := s.Sites[b.SiteID]
+	if !ok || site.AccountID != b.AccountID {
+		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
+	}
+	if b.UnlockSeconds == 0 {
+		b.UnlockSeconds = DefaultUnlockSeconds
+	}
+	if b.Transport == "" {
+		b.Transport = TransportLink
+	}
+	if r := s.validReaderFields(b.AccountID, b.SiteID, b.Name, b.ReaderConfig, b.Transport, b.BLEAdapter, b.UnlockSeconds); r != nil {
+		return nil, r
+	}
+	if b.NodeID == "" {
+		return nil, reject(Invalid, "required", "node_id", "a reader belongs to one node: give node_id")
+	}
+	if _, ok := s.Readers[b.ID]; ok || b.ID == "" {
+		return nil, reject(Conflict, "duplicate_id", "id", "a reader with id %s already exists", b.ID)
+	}
+	rd := Reader{ID: b.ID, AccountID: b.AccountID, SiteID: b.SiteID, NodeID: b.NodeID, Name: strings.TrimSpace(b.Name),
+		ReaderConfig: b.ReaderConfig, Transport: b.Transport, BLEAdapter: b.BLEAdapter, UnlockSeconds: b.UnlockSeconds, CreatedAt: c.At.UTC()}
+	s.Readers[rd.ID] = rd
+	ch.put("readers", rd.ID)
+	return rd, nil
+}
+
+func (s *State) applyUpdateReader(b *command.UpdateReader, ch *changes) (any, *Rejection) {
+	rd, ok := s.Readers[b.ID]
+	if !ok || rd.AccountID != b.AccountID {
+		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ID)
+	}
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = strings.TrimSpace(*v)
+		}
+	}
+	set(&rd.Name, b.Name)
+	set(&rd.NodeID, b.NodeID)
+	set(&rd.ReaderConfig, b.ReaderConfig)
+	set(&rd.Transport, b.Transport)
+	set(&rd.BLEAdapter, b.BLEAdapter)
+	if b.UnlockSeconds != nil {
+		rd.UnlockSeconds = *b.UnlockSeconds
+	}
+	if r := s.validReaderFields(rd.AccountID, rd.SiteID, rd.Name, rd.ReaderConfig, rd.Transport, rd.BLEAdapter, rd.UnlockSeconds); r != nil {
+		return nil, r
+	}
+	if rd.NodeID == "" {
+		return nil, reject(Invalid, "required", "node_id", "a reader belongs to one node: give node_id")
+	}
+	s.Readers[rd.ID] = rd
+	ch.put("readers", rd.ID)
+	return rd, nil
+}
+
+func (s *State) applyDeleteReader(b *command.DeleteReader, ch *changes) (any, *Rejection) {
+	rd, ok := s.Readers[b.ID]
+	if !ok || rd.AccountID != b.AccountID {
+		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ID)
+	}
+	for id, al := range s.AccessLevels {
+		if i := slices.Index(al.ReaderIDs, rd.ID); i >= 0 {
+			al.ReaderIDs = slices.Delete(slices.Clone(al.ReaderIDs), i, i+1)
+			s.AccessLevels[id] = al
+			ch.put("access_levels", id)
+		}
+	}
+	delete(s.Readers, rd.ID)
+	ch.del("readers", rd.ID)
+	return nil, nil
+}
+
+func (s *State) applyCreateSchedule(b *command.CreateSchedule, ch *changes) (any, *Rejection) {
+	site, ok := s.Sites[b.SiteID]
+	if !ok || site.AccountID != b.AccountID {
+		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
+	}
+	if r := checkName("name", b.Name); r != nil {
+		return nil, r
+	}
+	if len(b.Windows) == 0 || len(b.Windows) > 50 {
+		return nil, reject(Invalid, "invalid_value", "windows", "a schedule has 1 to 50 weekly windows")
+	}
+	for i, w := range b.Windows {
+		from, ok1 := minutes(w.From)
+		to, ok2 := minutes(w.To)
+		if !ok1 || !ok2 || to <= from {
+			return nil, reject(Invalid, "invalid_value", "windows", "window %d: from and to are HH:MM with to after from (24:00 ends the day)", i+1)
+		}
+		if len(w.Days) == 0 {
+			return nil, reject(Invalid, "invalid_value", "windows", "window %d names no day (0 = Sunday … 6 = Saturday)", i+1)
+		}
+		for _, d := range w.Days {
+			if d < 0 || d > 6 {
+				return nil, reject(Invalid, "invalid_value", "windows", "window %d: day %d is not 0 (Sunday) to 6 (Saturday)", i+1, d)
+			}
+		}
+	}
+	for _, h := range b.Holidays {
+		if _, err := time.Parse("2006-01-02", h); err != nil {
+			return nil, reject(Invalid, "invalid_value", "holidays", "holiday %q is not a date (2006-01-02)", h)
+		}
+	}
+	if _, ok := s.Schedules[b.ID]; ok || b.ID == "" {
+		return nil, reject(Conflict, "duplicate_id", "id", "a schedule with id %s already exists", b.ID)
+	}
+	sc := Schedule{ID: b.ID, AccountID: b.AccountID, SiteID: b.SiteID, Name: strings.TrimSpace(b.Name), Windows: b.Windows, Holidays: b.Holidays}
+	s.Schedules[sc.ID] = sc
+	ch.put("schedules", sc.ID)
+	return sc, nil
+}
+
+func (s *State) applyCreateAccessLevel(b *command.CreateAccessLevel, ch *changes) (any, *Rejection) {
+	site, ok := s.Sites[b.SiteID]
+	if !ok || site.AccountID != b.AccountID {
+		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
+	}
+	if r := checkName("name", b.Name); r != nil {
+		return nil, r
+	}
+	for _, id := range b.ReaderIDs {
+		if rd, ok := s.Readers[id]; !ok || rd.SiteID != b.SiteID {
+			return nil, reject(NotFound, "reader_not_found", "reader_ids", "reader %s is not a reader of this site", id)
+		}
+	}
+	if b.ScheduleID != "" {
+		if sc, ok := s.Schedules[b.ScheduleID]; !ok || sc.SiteID != b.SiteID {
+			return nil, reject(NotFound, "schedule_not_found", "schedule_id", "schedule %s is not a schedule of this site", b.ScheduleID)
+		}
+	}
+	if _, ok := s.AccessLevels[b.ID]; ok || b.ID == "" {
+		return nil, reject(Conflict, "duplicate_id", "id", "an access level with id %s already exists", b.ID)
+	}
+	al := AccessLevel{ID: b.ID, AccountID: b.AccountID, SiteID: b.SiteID, Name: strings.TrimSpace(b.Name),
+		ReaderIDs: slices.Clone(b.ReaderIDs), ScheduleID: b.ScheduleID}
+	s.AccessLevels[al.ID] = al
+	ch.put("access_levels", al.ID)
+	return al, nil
+}
+
+// checkAccessLevels: a card's access levels exist in its site.
+func (s *State) checkAccessLevels(siteID string, ids []string) *Rejection {
+	for _, id := range ids {
+		if al, ok := s.AccessLevels[id]; !ok || al.SiteID != siteID {
+			return reject(NotFound, "access_level_not_found", "access_levels", "access level %s is not one of this site", id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+)
+
+// Readers, schedules and access levels (SPEC 4.6). The reader controller
+// that runs them on their nodes comes with the reader work.
+
+func (a *API) listReaders(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if !a.strong(w, r) {
+		return
+	}
+	site := r.URL.Query().Get("site_id")
+	var items []state.Reader
+	a.svc.Read(func(s *state.State) {
+		for _, rd := range s.Readers {
+			if rd.AccountID == p.Account.ID && p.CanSite(rd.SiteID) && (site == "" || rd.SiteID == site) {
+				items = append(items, rd)
+			}
+		}
+	})
+	sort.Slice(items, func(i, j int) bool { return items[i].Name+items[i].ID < items[j].Name+items[j].ID })
+	if items == nil {
+		items = []state.Reader{}
+	}
+	writeJSON(w, http.StatusOK, listPage[state.Reader]{Items: items})
+}
+
+// validReaderID: installers may name readers (the id printed on the device).
+func validReaderID(id string) bool {
+	return id != "" && len(id) <= 64 && strings.Trim(strings.ToLower(id), "abcdefghijklmnopqrstuvwxyz0123456789-_.") == ""
+}
+
+func (a *API) createReader(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var req struct {
+		ID            string `json:"id"`
+		Name          string `json:"name"`
+		NodeID        string `json:"node_id"`
+		SiteID        string `json:"site_id"`
+		ReaderConfig  string `json:"reader_config"`
+		Transport     string `json:"transport"`
+		BLEAdapter    string `json:"ble_adapter"`
+		UnlockSeconds int    `json:"unlock_seconds"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.ID == "" {
+		req.ID = newID()
+	} else if !validReaderID(req.ID) {
+		writeError(w, http.StatusBadRequest, "invalid_value", "id", "a reader id is 1 to 64 letters, digits, dots, dashes or underscores")
+		return
+	}
+	if _, ok := a.findSite(w, p, req.SiteID); !ok {
+		return
+	}
+	val, ok := a.write(w, r, p, &command.CreateReader{ID: req.ID, AccountID: p.Account.ID, SiteID: req.SiteID, NodeID: req.NodeID,
+		Name: req.Name, ReaderConfig: req.ReaderConfig, Transport: req.Transport, BLEAdapter: req.BLEAdapter, UnlockSeconds: req.UnlockSeconds})
+	if ok {
+		var rd state.Reader
+		jsonUnmarshal(val, &rd)
+		writeJSON(w, http.StatusCreated, rd)
+	}
+}
+
+func (a *API) patchReader(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var req struct {
+		Name          *string `json:"name"`
+		NodeID        *string `json:"node_id"`
+		ReaderConfig  *string `json:"reader_config"`
+		Transport     *string `json:"transport"`
+		BLEAdapter    *string `json:"ble_adapter"`
+		UnlockSeconds *int    `json:"unlock_seconds"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	val, ok := a.write(w, r, p, &command.UpdateReader{ID: r.PathValue("id"), AccountID: p.Account.ID, Name: req.Name, NodeID: req.NodeID,
+		ReaderConfig: req.ReaderConfig, Transport: req.Transport, BLEAdapter: req.BLEAdapter, UnlockSeconds: req.UnlockSeconds})
+	if ok {
+		var rd state.Reader
+		jsonUnmarshal(val, &rd)
+		writeJSON(w, http.StatusOK, rd)
+	}
+}
+
+func (a *API) deleteReader(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if _, ok := a.write(w, r, p, &command.DeleteReader{ID: r.PathValue("id"), AccountID: p.Account.ID}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (a *API) listSchedules(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var items []state.Schedule
+	a.svc.Read(func(s *state.State) {
+		for _, sc := range s.Schedules {
+			if sc.AccountID == p.Account.ID && p.CanSite(sc.SiteID) {
+				items = append(items, sc)
+			}
+		}
+	})
+	sort.Slice(items, func(i, j int) bool { return items[i].Name+items[i].ID < items[j].Name+items[j].ID })
+	if items == nil {
+		items = []state.Schedule{}
+	}
+	writeJSON(w, http.StatusOK, listPage[state.Schedule]{Items: items})
+}
+
+func (a *API) createSchedule(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var req struct {
+		SiteID   string           `json:"site_id"`
+		Name     string           `json:"name"`
+		Windows  []command.Window `json:"windows"`
+		Holidays []string         `json:"holidays"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if _, ok := a.findSite(w, p, req.SiteID); !ok {
+		return
+	}
+	val, ok := a.write(w, r, p, &command.CreateSchedule{ID: newID(), AccountID: p.Account.ID, SiteID: req.SiteID, Name: req.Name,
+		Windows: req.Windows, Holidays: req.Holidays})
+	if ok {
+		var sc state.Schedule
+		jsonUnmarshal(val, &sc)
+		writeJSON(w, http.StatusCreated, sc)
+	}
+}
+
+func (a *API) listAccessLevels(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var items []state.AccessLevel
+	a.svc.Read(func(s *state.State) {
+		for _, al := range s.AccessLevels {
+			if al.AccountID == p.Account.ID && p.CanSite(al.SiteID) {
+				items = append(items, al)
+			}
+		}
+	})
+	sort.Slice(items, func(i, j int) bool { return items[i].Name+items[i].ID < items[j].Name+items[j].ID })
+	if items == nil {
+		items = []state.AccessLevel{}
+	}
+	writeJSON(w, http.StatusOK, listPage[state.AccessLevel]{Items: items})
+}
+
+func (a *API) createAccessLevel(w http.ResponseWriter, r *http.Request, p *Principal) {
+	var req struct {
+		SiteID     string   `json:"site_id"`
+		Name       string   `json:"name"`
+		ReaderIDs  []string `json:"reader_ids"`
+		ScheduleID string   `json:"schedule_id"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if _, ok := a.findSite(w, p, req.SiteID); !ok {
+		return
+	}
+	val, ok := a.write(w, r, p, &command.CreateAccessLevel{ID: newID(), AccountID: p.Account.ID, SiteID: req.SiteID, Name: req.Name,
+		ReaderIDs: req.ReaderIDs, ScheduleID: req.ScheduleID})
+	if ok {
+		var al state.AccessLevel
+		jsonUnmarshal(val, &al)
+		writeJSON(w, http.StatusCreated, al)
+	}
+}
