@@ -83,7 +83,7 @@ func serveFlags(cfg *node.Config, join *string, fs *flag.FlagSet) {
 	fs.StringVar(&cfg.HTTP, "http", env("LINTEL_HTTP", "127.0.0.1:8080"), "console and API listen address ($LINTEL_HTTP)")
 	fs.StringVar(&cfg.Raft, "raft", env("LINTEL_RAFT", "127.0.0.1:7000"), "Raft transport listen address ($LINTEL_RAFT)")
 	fs.StringVar(&cfg.Gossip, "gossip", env("LINTEL_GOSSIP", "127.0.0.1:7946"), "memberlist listen address, TCP and UDP ($LINTEL_GOSSIP)")
-	fs.StringVar(&cfg.Readers, "readers", env("LINTEL_READERS", "127.0.0.1:7100"), "reader link listen address ($LINTEL_READERS; the reader controller comes in a later version)")
+	fs.StringVar(&cfg.Readers, "readers", env("LINTEL_READERS", "127.0.0.1:7100"), "reader link listen address ($LINTEL_READERS; phones and network readers connect here)")
 	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address other nodes use (default: the listen address)")
 	fs.StringVar(&cfg.AdvertiseRaft, "advertise-raft", "", "Raft address other nodes use (default: the listen address)")
 	fs.StringVar(&cfg.AdvertiseGossip, "advertise-gossip", "", "gossip address other nodes use (default: the listen address)")

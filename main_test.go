@@ -38,7 +38,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--voucher-issuer", "/no/such/file"}, 2, "--voucher-issuer", ""},
 		{[]string{"serve", "extra"}, 2, "unexpected argument", ""},
 		{[]string{"wallet"}, 2, "lintel wallet activate", ""},
-		{[]string{"wallet", "present", "--link", "h:1", "--reader", "r"}, 2, "not in this build yet", ""},
+		{[]string{"wallet", "present", "--link", "h:1"}, 2, "--reader is required", ""},
 	}
 	for _, c := range cases {
 		code, out, errs := runArgs(c.args...)

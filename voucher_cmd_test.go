@@ -227,7 +227,7 @@ func TestUsageListsVoucher(t *testing.T) {
 	if !strings.Contains(out, "lintel voucher") || strings.Contains(out, "credit vouchers (not in this build yet)") {
 		t.Fatalf("usage:\n%s", out)
 	}
-	if code, _, errs := runArgs("wallet"); code != 2 || !strings.Contains(errs, "not in this build yet") {
+	if code, _, errs := runArgs("wallet"); code != 2 || !strings.Contains(errs, "lintel wallet present") {
 		t.Fatalf("wallet: %d %s", code, errs)
 	}
 }

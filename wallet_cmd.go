@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 
 	"lintel/wallet"
 )
@@ -21,8 +22,8 @@ const walletUsage = `Usage:
       check in with a node over the site network: delete the cards it says to
       delete and send their signed deletion receipts
   lintel wallet present [--wallet FILE] --link HOST:PORT --reader ID [--card ID]
-      present a card to a reader through its node's reader link
-      (not in this build yet)
+      present a card to a reader through its node's reader link; prints
+      {"result","reason",...}; exit 0 granted, 3 denied, 1 on errors
 
 The wallet file (default ./wallet.json) holds the cards' private keys: it is
 written with mode 0600 and refused when group or others may read it.
@@ -194,13 +195,39 @@ func walletCheckin(args []string, stdout, stderr io.Writer) int {
 func walletPresent(args []string, stdout, stderr io.Writer) int {
 	const name = "lintel wallet present"
 	f := flag.NewFlagSet(name, flag.ContinueOnError)
-	walletFlag(f)
-	f.String("link", "", "`HOST:PORT` of the node's reader link (lintel serve --readers)")
-	f.String("reader", "", "`ID` of the reader to present the card to")
-	f.String("card", "", "`ID` of the card to present (default: the only card held)")
+	path := walletFlag(f)
+	link := f.String("link", "", "`HOST:PORT` of the node's reader link (lintel serve --readers)")
+	readerID := f.String("reader", "", "`ID` of the reader to present the card to")
+	card := f.String("card", "", "`ID` of the card to present (default: the only card held)")
 	if _, code, ok := parseWalletFlags(f, name+" [--wallet FILE] --link HOST:PORT --reader ID [--card ID]", 0, args, stdout, stderr); !ok {
 		return code
 	}
-	fmt.Fprintf(stderr, "%s: not in this build yet: presenting a card to a reader comes with the reader controller\n", name)
-	return 2
+	if _, _, err := net.SplitHostPort(*link); err != nil {
+		fmt.Fprintf(stderr, "%s: --link %q is not HOST:PORT: the node's reader link address (see %s -h)\n", name, *link, name)
+		return 2
+	}
+	if *readerID == "" {
+		fmt.Fprintf(stderr, "%s: --reader is required: the id of the reader (see %s -h)\n", name, name)
+		return 2
+	}
+	w, err := wallet.Open(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --wallet: %v\n", name, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*wallet.LinkTimeout)
+	defer cancel()
+	res, err := w.Present(ctx, *link, *readerID, *card)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	if err := printJSON(stdout, res); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	if res.Result != "granted" {
+		return 3
+	}
+	return 0
 }

@@ -42,7 +42,9 @@ func TestWalletCommandLine(t *testing.T) {
 		{[]string{"wallet", "checkin", "--node", "h:1"}, 2, "--node", ""},
 		{[]string{"wallet", "checkin", "--node", "http://h:1", "--bogus"}, 2, "-bogus", ""},
 		{[]string{"wallet", "present", "-h"}, 0, "", "-reader ID"},
-		{[]string{"wallet", "present", "--link", "127.0.0.1:7100", "--reader", "r1"}, 2, "not in this build yet", ""},
+		{[]string{"wallet", "present", "--link", "127.0.0.1:7100"}, 2, "--reader is required", ""},
+		{[]string{"wallet", "present", "--link", "nohost", "--reader", "r1"}, 2, "--link", ""},
+		{[]string{"wallet", "present", "--wallet", filepath.Join(dir, "none.json"), "--link", "127.0.0.1:7100", "--reader", "r1"}, 1, "no card", ""},
 		{[]string{"wallet", "present", "--door", "d1"}, 2, "-door", ""},
 	}
 	for _, c := range cases {

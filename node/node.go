@@ -22,6 +22,7 @@ import (
 	"lintel/consensus/command"
 	"lintel/consensus/state"
 	"lintel/consensus/state/voucher"
+	"lintel/reader"
 	"lintel/replication"
 	"lintel/ui/api"
 )
@@ -43,6 +44,9 @@ type Node struct {
 	// loop applies it as the Init command.
 	initAdmin   *command.Init
 	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
+
+	link   *reader.Link
+	events *reader.EventLog
 
 	mail           *mailer // delivers the outbox while this node leads
 	reconcile      chan struct{}
@@ -131,6 +135,20 @@ func Start(cfg Config) (*Node, error) {
 		n.log.Info("bootstrapped a new single-node cluster", "data_dir", cfg.DataDir)
 	}
 
+	// The reader link decides from the local replica, so it starts once Raft
+	// is open; it is stopped first so no exchange outlives the parts it uses.
+	if n.events, err = reader.OpenEventLog(cfg.DataDir); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	n.link, err = reader.Listen(cfg.Readers, reader.LinkConfig{
+		NodeID: cfg.NodeID, View: n.raft, Commit: n.readerCommit, Events: n.events,
+		Door: reader.LogDoor{Log: n.log}, Log: n.log,
+	})
+	if err != nil {
+		n.Stop()
+		return nil, err
+	}
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	n.wg.Add(3)
 	go func() {
@@ -294,6 +312,9 @@ func (n *Node) Stop() error {
 	var err error
 	n.closeOnce.Do(func() {
 		close(n.stop)
+		if n.link != nil {
+			n.link.Close()
+		}
 		if n.raft != nil && n.raft.IsLeader() && n.hasOtherVoters() {
 			done := make(chan error, 1)
 			go func() { done <- n.raft.TransferLeadership() }()
@@ -320,6 +341,9 @@ func (n *Node) Stop() error {
 			err = n.raft.Close()
 		}
 		n.wg.Wait()
+		if n.events != nil {
+			n.events.Close()
+		}
 	})
 	return err
 }
@@ -336,6 +360,24 @@ func (n *Node) hasOtherVoters() bool {
 	}
 	return false
 }
+
+// readerCommit commits a command a reader made (a deletion receipt), as
+// actor reader:ID, through the leader.
+func (n *Node) readerCommit(ctx context.Context, readerID string, b command.Body) error {
+	res, err := service{n}.Write(ctx, command.Command{Header: command.Header{
+		RequestID: api.NewID(), Actor: "reader:" + readerID, At: time.Now().UTC(), Node: n.cfg.NodeID,
+	}, Body: b})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return res.Err
+	}
+	return nil
+}
+
+// ReadersAddr is the reader link's listen address.
+func (n *Node) ReadersAddr() string { return n.link.Addr() }
 
 // Addr is the advertised HTTP address.
 func (n *Node) Addr() string { return n.httpAddr }

@@ -10,6 +10,7 @@ import (
 	"lintel/consensus"
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/reader"
 	"lintel/replication"
 	"lintel/ui/api"
 )
@@ -45,6 +46,8 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+func (s service) Events(f reader.EventFilter) ([]reader.Event, error) { return s.n.events.List(f) }
 
 func (s service) Read(fn func(*state.State)) { s.n.raft.Read(fn) }
 

@@ -72,6 +72,7 @@ const (
 	TypeDeleteReader
 	TypeCreateSchedule
 	TypeCreateAccessLevel
+	TypeRecordUse
 )
 
 // Version is the encoding version written by this build.
@@ -226,4 +227,5 @@ var registry = map[Type]func() Body{
 	TypeDeleteReader:       func() Body { return &DeleteReader{} },
 	TypeCreateSchedule:     func() Body { return &CreateSchedule{} },
 	TypeCreateAccessLevel:  func() Body { return &CreateAccessLevel{} },
+	TypeRecordUse:          func() Body { return &RecordUse{} },
 }

@@ -65,6 +65,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&DeleteReader{ID: "r", AccountID: "a"},
 		&CreateSchedule{ID: "sc", AccountID: "a", SiteID: "s", Name: "Office hours", Windows: []Window{{Days: []int{1, 2}, From: "08:00", To: "18:00"}}, Holidays: []string{"2026-12-25"}},
 		&CreateAccessLevel{ID: "al", AccountID: "a", SiteID: "s", Name: "Staff", ReaderIDs: []string{"r"}, ScheduleID: "sc"},
+		&RecordUse{CardID: "c", ReaderID: "r"},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
@@ -105,7 +106,7 @@ func TestTypeNumbersAreStable(t *testing.T) {
 		TypeSetOperatorStatus: 36, TypeDeleteOperator: 37, TypeAcceptInvitation: 38, TypeCreateToken: 39, TypeDeleteToken: 40,
 		TypeUpdateCardholder: 41, TypeDeleteCardholder: 42, TypeCreateConfigurator: 43, TypeUpdateConfigurator: 44,
 		TypeDeleteConfigurator: 45, TypeCreateConfigCard: 46, TypeSetTemplate: 47,
-		TypeCreateReader: 48, TypeUpdateReader: 49, TypeDeleteReader: 50, TypeCreateSchedule: 51, TypeCreateAccessLevel: 52}
+		TypeCreateReader: 48, TypeUpdateReader: 49, TypeDeleteReader: 50, TypeCreateSchedule: 51, TypeCreateAccessLevel: 52, TypeRecordUse: 53}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

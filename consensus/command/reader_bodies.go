@@ -66,3 +66,12 @@ func (*UpdateReader) CommandType() Type      { return TypeUpdateReader }
 func (*DeleteReader) CommandType() Type      { return TypeDeleteReader }
 func (*CreateSchedule) CommandType() Type    { return TypeCreateSchedule }
 func (*CreateAccessLevel) CommandType() Type { return TypeCreateAccessLevel }
+
+// RecordUse counts one use of a card with max_uses, committed before the
+// door opens, so the limit holds across every reader of every node.
+type RecordUse struct {
+	CardID   string `json:"card_id"`
+	ReaderID string `json:"reader_id"`
+}
+
+func (*RecordUse) CommandType() Type { return TypeRecordUse }

@@ -256,3 +256,22 @@ func (s *State) checkAccessLevels(siteID string, ids []string) *Rejection {
 	}
 	return nil
 }
+
+// applyRecordUse counts a use of an activated card with max_uses; the last
+// allowed use is the last one counted, so two readers racing for it cannot
+// both open.
+func (s *State) applyRecordUse(b *command.RecordUse, ch *changes) (any, *Rejection) {
+	c, ok := s.Cards[b.CardID]
+	if !ok {
+		return nil, reject(NotFound, "card_not_found", "", "card %s does not exist", b.CardID)
+	}
+	if c.Status != CardActivated {
+		return nil, reject(Conflict, "not_activated", "", "card %s is %s", c.ID, c.Status)
+	}
+	if c.MaxUses > 0 && c.Uses >= c.MaxUses {
+		return nil, reject(Conflict, "uses_exhausted", "", "card %s has used its %d uses", c.ID, c.MaxUses)
+	}
+	c.Uses++
+	s.putCard(c, ch)
+	return map[string]int64{"uses": c.Uses, "max_uses": c.MaxUses}, nil
+}

@@ -73,3 +73,17 @@ func TestReadersSchedulesAccessLevels(t *testing.T) {
 		t.Fatalf("access level after deleting a reader: %+v", al)
 	}
 }
+
+func TestRecordUseCountsToTheLimit(t *testing.T) {
+	r := newRegistry(t, 10)
+	r.must(&command.CreateCard{ID: "v", SiteID: "site", AccountID: "acc", Kind: KindDeviceID, MaxUses: 2,
+		NewCardholder: &command.CreateCardholder{ID: "h", FirstName: "Vi", LastName: "Sitor", Email: "v@example.com"}})
+	r.refuse(&command.RecordUse{CardID: "v", ReaderID: "front"}, "not_activated")
+	r.must(&command.ActivateCard{LinkHash: r.send("v"), DeviceKey: newPhone(t).public()})
+	r.must(&command.RecordUse{CardID: "v", ReaderID: "front"})
+	r.must(&command.RecordUse{CardID: "v", ReaderID: "front"})
+	r.refuse(&command.RecordUse{CardID: "v", ReaderID: "front"}, "uses_exhausted")
+	if c := r.s.Cards["v"]; c.Uses != 2 {
+		t.Fatalf("uses %d", c.Uses)
+	}
+}

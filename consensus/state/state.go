@@ -306,6 +306,8 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyCreateSchedule(b, ch)
 	case *command.CreateAccessLevel:
 		return s.applyCreateAccessLevel(b, ch)
+	case *command.RecordUse:
+		return s.applyRecordUse(b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }

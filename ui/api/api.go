@@ -17,6 +17,7 @@ import (
 
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/reader"
 )
 
 // Service is what the API needs from the node.
@@ -32,6 +33,8 @@ type Service interface {
 	Cluster(ctx context.Context) (ClusterView, error)
 	// RemoveNode removes a node from Raft and gossip.
 	RemoveNode(ctx context.Context, actor, id string) error
+	// Events lists this node's local access events.
+	Events(f reader.EventFilter) ([]reader.Event, error)
 }
 
 // Errors a Service returns that the API turns into 503.
@@ -134,6 +137,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/sites/{id}/reader-configs/export.xlsx", a.auth("reader_configs", "view", a.exportReaderConfigs))
 	m.HandleFunc("GET /api/v1/cardholders/export.xlsx", a.auth("cardholders", "view", a.exportCardholders))
 	m.HandleFunc("GET /api/v1/readers", a.auth("readers", "view", a.listReaders))
+	m.HandleFunc("GET /api/v1/events", a.auth("events", "view", a.listEvents))
 	m.HandleFunc("POST /api/v1/readers", a.auth("readers", "create", a.createReader))
 	m.HandleFunc("PATCH /api/v1/readers/{id}", a.auth("readers", "edit", a.patchReader))
 	m.HandleFunc("DELETE /api/v1/readers/{id}", a.auth("readers", "delete", a.deleteReader))

@@ -1,0 +1,151 @@
+package wallet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"lintel/reader"
+	"lintel/reader/exchange"
+)
+
+// LinkTimeout bounds each step of an exchange on the reader link.
+const LinkTimeout = 10 * time.Second
+
+// PresentResult is what `lintel wallet present` prints.
+type PresentResult struct {
+	Result string `json:"result"` // granted or denied
+	Reason string `json:"reason"`
+	CardID string `json:"card_id"`
+	// Deleted: the reader said to delete the card and the wallet did.
+	Deleted bool `json:"deleted,omitempty"`
+	// Receipt: confirmed when the node committed the deletion receipt,
+	// pending when the next check-in must send it again.
+	Receipt string `json:"receipt,omitempty"`
+}
+
+// Present runs the credential exchange (SPEC 6.1) for card cardID (empty:
+// the only card held) at reader readerID through the node's reader link.
+func (w *Wallet) Present(ctx context.Context, link, readerID, cardID string) (PresentResult, error) {
+	c, err := w.pick(cardID)
+	if err != nil {
+		return PresentResult{}, err
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", link)
+	if err != nil {
+		return PresentResult{}, &NetError{Node: link, Err: err}
+	}
+	defer conn.Close()
+	step := func() { conn.SetDeadline(time.Now().Add(LinkTimeout)) }
+	step()
+	r := bufio.NewReader(conn)
+	if _, err := conn.Write(reader.Hello(readerID)); err != nil {
+		return PresentResult{}, &NetError{Node: link, Err: err}
+	}
+	f, err := exchange.ReadFrame(r)
+	if err != nil {
+		return PresentResult{}, fmt.Errorf("reader link: %w", err)
+	}
+	res := PresentResult{CardID: c.CardID}
+	if f.Type == exchange.TypeVerdict {
+		// Refused before any challenge (not this node's reader).
+		var v exchange.Verdict
+		if err := exchange.DecodeInto(f, &v); err != nil {
+			return res, fmt.Errorf("reader link: %w", err)
+		}
+		res.Result, res.Reason = "denied", string(v.Reason)
+		return res, nil
+	}
+	var ch exchange.Challenge
+	if err := exchange.DecodeInto(f, &ch); err != nil {
+		return res, fmt.Errorf("reader link: %w", err)
+	}
+	if ch.ReaderID != readerID {
+		return res, fmt.Errorf("reader link: challenge from reader %q, not %q", ch.ReaderID, readerID)
+	}
+	p, err := exchange.Respond(ch, c.CardID, c.Sign)
+	if err != nil {
+		return res, err
+	}
+	step()
+	if err := send(conn, p); err != nil {
+		return res, &NetError{Node: link, Err: err}
+	}
+	var v exchange.Verdict
+	if err := readInto(r, &v); err != nil {
+		return res, fmt.Errorf("reader link: %w", err)
+	}
+	if v.Nonce != ch.Nonce {
+		return res, errors.New("reader link: the verdict belongs to another exchange")
+	}
+	res.Result, res.Reason = "denied", string(v.Reason)
+	if v.Granted {
+		res.Result = "granted"
+	}
+	if !v.Delete {
+		return res, nil
+	}
+	sig, err := w.Delete(c.CardID)
+	if err != nil {
+		return res, err
+	}
+	res.Deleted, res.Receipt = true, ReceiptPending
+	step()
+	rc := exchange.Receipt{CardID: c.CardID, Signature: sig}
+	if err := send(conn, rc); err != nil {
+		return res, nil // kept in the wallet: the next check-in sends it
+	}
+	// The node echoes the receipt once the revoke is committed.
+	var ack exchange.Receipt
+	if err := readInto(r, &ack); err == nil && ack.CardID == c.CardID {
+		w.ReceiptDelivered(c.CardID)
+		res.Receipt = ReceiptConfirmed
+		if err := w.Save(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (w *Wallet) pick(cardID string) (*Card, error) {
+	if cardID != "" {
+		c, ok := w.Card(cardID)
+		if !ok {
+			return nil, fmt.Errorf("card %s is not in this wallet", cardID)
+		}
+		return c, nil
+	}
+	cards := w.Cards()
+	switch len(cards) {
+	case 0:
+		return nil, errors.New("this wallet holds no card")
+	case 1:
+		return cards[0], nil
+	}
+	return nil, fmt.Errorf("this wallet holds %d cards: choose one with --card", len(cards))
+}
+
+type outgoing interface {
+	Type() exchange.Type
+	Marshal() ([]byte, error)
+}
+
+func send(c net.Conn, m outgoing) error {
+	p, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return exchange.WriteFrame(c, exchange.Frame{Type: m.Type(), Payload: p})
+}
+
+func readInto(r *bufio.Reader, m exchange.Message) error {
+	f, err := exchange.ReadFrame(r)
+	if err != nil {
+		return err
+	}
+	return exchange.DecodeInto(f, m)
+}
