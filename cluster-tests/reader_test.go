@@ -19,19 +19,7 @@ func TestReaderLinkPresentOnThreeNodes(t *testing.T) {
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	dir := t.TempDir()
 
-	key := filepath.Join(dir, "issuer.key")
-	if code, out, errs := runLintel(t, 20*time.Second, "voucher", "keygen", "--out", key); code != 0 {
-		t.Fatalf("keygen: %d %s %s", code, out, errs)
-	}
-	pub, _ := readFile(key + ".pub")
-	c.raw(n1, 201, "POST", "/api/v1/credits/issuers?name=integrator", pub)
-	var sess struct{ Account struct{ ID string } }
-	c.expect(n1, 200, "GET", "/api/v1/session", nil).decode(&sess)
-	code, voucherText, errs := runLintel(t, 20*time.Second, "voucher", "issue", "--key", key, "--account", sess.Account.ID, "--credits", "50", "--id", "PO-READER-1")
-	if code != 0 {
-		t.Fatalf("issue: %d %s", code, errs)
-	}
-	c.raw(n1, 200, "POST", "/api/v1/credits/vouchers", voucherText)
+	c.loadCredits(dir, n1, n1, "PO-READER-1", 50)
 
 	var site struct{ ID string }
 	c.expect(n1, 201, "POST", "/api/v1/sites", map[string]string{"name": "London"}).decode(&site)

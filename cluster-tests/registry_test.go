@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,19 +23,7 @@ func TestCredentialFlowOnThreeNodes(t *testing.T) {
 	a, b := f[0], f[1]
 	dir := t.TempDir()
 
-	key := filepath.Join(dir, "issuer.key")
-	if code, out, errs := runLintel(t, 20*time.Second, "voucher", "keygen", "--out", key); code != 0 {
-		t.Fatalf("keygen: %d %s %s", code, out, errs)
-	}
-	pub, _ := readFile(key + ".pub")
-	c.raw(a, 201, "POST", "/api/v1/credits/issuers?name=integrator", pub)
-	var sess struct{ Account struct{ ID string } }
-	c.expect(b, 200, "GET", "/api/v1/session", nil).decode(&sess)
-	code, voucherText, errs := runLintel(t, 20*time.Second, "voucher", "issue", "--key", key, "--account", sess.Account.ID, "--credits", "50", "--id", "PO-2026-1")
-	if code != 0 {
-		t.Fatalf("issue: %d %s", code, errs)
-	}
-	c.raw(b, 200, "POST", "/api/v1/credits/vouchers", voucherText)
+	voucherText := c.loadCredits(dir, a, b, "PO-2026-1", 50)
 	if r := c.raw(leader, 409, "POST", "/api/v1/credits/vouchers", voucherText); r.errCode() != "voucher_used" {
 		t.Fatalf("voucher loaded twice: %s", r)
 	}
@@ -97,6 +86,29 @@ func TestCredentialFlowOnThreeNodes(t *testing.T) {
 			t.Fatalf("%s ledger self-check: %s", n, check.Error)
 		}
 	}
+}
+
+// loadCredits makes an issuer key and a voucher with the real lintel voucher
+// commands, trusts the key through one node and loads the voucher through
+// another; it returns the voucher's text.
+func (c *cluster) loadCredits(dir string, trustVia, loadVia *node, voucherID string, credits int) string {
+	t := c.t
+	t.Helper()
+	key := filepath.Join(dir, "issuer-"+voucherID+".key")
+	if code, out, errs := runLintel(t, 20*time.Second, "voucher", "keygen", "--out", key); code != 0 {
+		t.Fatalf("keygen: %d %s %s", code, out, errs)
+	}
+	pub, _ := readFile(key + ".pub")
+	c.raw(trustVia, 201, "POST", "/api/v1/credits/issuers?name=integrator", pub)
+	var sess struct{ Account struct{ ID string } }
+	c.expect(loadVia, 200, "GET", "/api/v1/session", nil).decode(&sess)
+	code, text, errs := runLintel(t, 20*time.Second, "voucher", "issue", "--key", key, "--account", sess.Account.ID,
+		"--credits", strconv.Itoa(credits), "--id", voucherID)
+	if code != 0 {
+		t.Fatalf("issue: %d %s", code, errs)
+	}
+	c.raw(loadVia, 200, "POST", "/api/v1/credits/vouchers", text)
+	return text
 }
 
 func readFile(p string) (string, error) {
