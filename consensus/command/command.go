@@ -73,6 +73,8 @@ const (
 	TypeCreateSchedule
 	TypeCreateAccessLevel
 	TypeRecordUse
+	TypeArmEnrollment
+	TypeEnrollCard
 )
 
 // Version is the encoding version written by this build.
@@ -228,4 +230,6 @@ var registry = map[Type]func() Body{
 	TypeCreateSchedule:     func() Body { return &CreateSchedule{} },
 	TypeCreateAccessLevel:  func() Body { return &CreateAccessLevel{} },
 	TypeRecordUse:          func() Body { return &RecordUse{} },
+	TypeArmEnrollment:      func() Body { return &ArmEnrollment{} },
+	TypeEnrollCard:         func() Body { return &EnrollCard{} },
 }

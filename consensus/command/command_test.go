@@ -66,6 +66,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&CreateSchedule{ID: "sc", AccountID: "a", SiteID: "s", Name: "Office hours", Windows: []Window{{Days: []int{1, 2}, From: "08:00", To: "18:00"}}, Holidays: []string{"2026-12-25"}},
 		&CreateAccessLevel{ID: "al", AccountID: "a", SiteID: "s", Name: "Staff", ReaderIDs: []string{"r"}, ScheduleID: "sc"},
 		&RecordUse{CardID: "c", ReaderID: "r"},
+		&ArmEnrollment{ReaderID: "r", AccountID: "a", CardholderID: "h", Until: time.Unix(100, 0).UTC()},
+		&EnrollCard{ReaderID: "r", CardID: "c", DeviceKey: []byte{1}, Nonce: []byte{2}, Signature: []byte{3}},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
@@ -106,7 +108,8 @@ func TestTypeNumbersAreStable(t *testing.T) {
 		TypeSetOperatorStatus: 36, TypeDeleteOperator: 37, TypeAcceptInvitation: 38, TypeCreateToken: 39, TypeDeleteToken: 40,
 		TypeUpdateCardholder: 41, TypeDeleteCardholder: 42, TypeCreateConfigurator: 43, TypeUpdateConfigurator: 44,
 		TypeDeleteConfigurator: 45, TypeCreateConfigCard: 46, TypeSetTemplate: 47,
-		TypeCreateReader: 48, TypeUpdateReader: 49, TypeDeleteReader: 50, TypeCreateSchedule: 51, TypeCreateAccessLevel: 52, TypeRecordUse: 53}
+		TypeCreateReader: 48, TypeUpdateReader: 49, TypeDeleteReader: 50, TypeCreateSchedule: 51, TypeCreateAccessLevel: 52, TypeRecordUse: 53,
+		TypeArmEnrollment: 54, TypeEnrollCard: 55}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

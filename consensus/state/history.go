@@ -67,6 +67,14 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 		return "Users (VCards)", "Virtual card marked lost : " + s.cardName(b.ID), b.AccountID
 	case *command.DeleteCard:
 		return "Users (VCards)", "Virtual card deleted : " + b.ID, b.AccountID
+	case *command.ArmEnrollment:
+		if b.Disarm {
+			return "Readers", "Enrollment disarmed : " + s.Readers[b.ReaderID].Name, b.AccountID
+		}
+		return "Readers", "Reader armed for enrollment : " + s.Readers[b.ReaderID].Name, b.AccountID
+	case *command.EnrollCard:
+		c, _ := value.(Card)
+		return "Users (VCards)", "Virtual card enrolled at reader : " + s.cardName(c.ID), c.AccountID
 	case *command.AddIssuer:
 		return "Credits", "Credit issuer trusted : " + b.KeyID, account
 	case *command.LoadVoucher:

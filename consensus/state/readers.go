@@ -1,6 +1,8 @@
 package state
 
 import (
+	"crypto/ecdsa"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,7 +35,20 @@ type Reader struct {
 	BLEAdapter    string    `json:"ble_adapter"`
 	UnlockSeconds int       `json:"unlock_seconds"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Enrollment is set while the reader is armed (seed 002).
+	Enrollment *Enrollment `json:"enrollment,omitempty"`
 }
+
+// Enrollment: the next phone presented at the reader before Until becomes a
+// card of the cardholder.
+type Enrollment struct {
+	CardholderID string    `json:"cardholder_id"`
+	Until        time.Time `json:"until"`
+	ArmedBy      string    `json:"armed_by"`
+}
+
+// MaxEnrollmentArm bounds how long a reader stays armed.
+const MaxEnrollmentArm = time.Hour
 
 // Schedule is weekly windows in the site's time zone, closed on holidays.
 type Schedule struct {
@@ -265,6 +280,13 @@ func (s *State) applyRecordUse(b *command.RecordUse, ch *changes) (any, *Rejecti
 	if !ok {
 		return nil, reject(NotFound, "card_not_found", "", "card %s does not exist", b.CardID)
 	}
+	if b.Offline {
+		// The door opened while the node was cut off: the use happened, so
+		// it is counted whatever the card's status or limit is now.
+		c.Uses++
+		s.putCard(c, ch)
+		return map[string]int64{"uses": c.Uses, "max_uses": c.MaxUses}, nil
+	}
 	if c.Status != CardActivated {
 		return nil, reject(Conflict, "not_activated", "", "card %s is %s", c.ID, c.Status)
 	}
@@ -274,4 +296,96 @@ func (s *State) applyRecordUse(b *command.RecordUse, ch *changes) (any, *Rejecti
 	c.Uses++
 	s.putCard(c, ch)
 	return map[string]int64{"uses": c.Uses, "max_uses": c.MaxUses}, nil
+}
+
+// applyArmEnrollment arms (or disarms) a reader for enrollment. The checks
+// that enrollment repeats are made here too, so the operator hears of a
+// problem when arming, not at the door.
+func (s *State) applyArmEnrollment(c command.Command, b *command.ArmEnrollment, ch *changes) (any, *Rejection) {
+	rd, ok := s.Readers[b.ReaderID]
+	if !ok || rd.AccountID != b.AccountID {
+		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ReaderID)
+	}
+	if b.Disarm {
+		rd.Enrollment = nil
+		s.Readers[rd.ID] = rd
+		ch.put("readers", rd.ID)
+		return rd, nil
+	}
+	if !b.Until.After(c.At) || b.Until.Sub(c.At) > MaxEnrollmentArm {
+		return nil, reject(Invalid, "invalid_value", "seconds", "a reader stays armed for 10 seconds to 1 hour")
+	}
+	if _, rej := s.enrollmentHolder(rd, b.CardholderID); rej != nil {
+		return nil, rej
+	}
+	rd.Enrollment = &Enrollment{CardholderID: b.CardholderID, Until: b.Until.UTC(), ArmedBy: c.Actor}
+	s.Readers[rd.ID] = rd
+	ch.put("readers", rd.ID)
+	return rd, nil
+}
+
+// enrollmentHolder checks that cardholder id may get a new device card at
+// reader rd: it exists in the reader's account, holds no device card yet,
+// and the account can pay for one.
+func (s *State) enrollmentHolder(rd Reader, id string) (Cardholder, *Rejection) {
+	h, ok := s.Cardholders[id]
+	if !ok || h.AccountID != rd.AccountID {
+		return Cardholder{}, reject(NotFound, "cardholder_not_found", "cardholder_id", "cardholder %s does not exist", id)
+	}
+	if s.holderConfigs[holderConfigKey(h.ID, "")] > 0 {
+		return Cardholder{}, reject(Conflict, "duplicate_card", "cardholder_id",
+			"%s %s already holds a device card; revoke or delete it before enrolling a new phone", h.FirstName, h.LastName)
+	}
+	if _, rej := s.Accounts[rd.AccountID].Credits.reserve(s.Sites[rd.SiteID].CardCost); rej != nil {
+		return Cardholder{}, rej
+	}
+	return h, nil
+}
+
+// applyEnrollCard binds the phone presented at an armed reader: a new
+// activated device_id card, paid like an activation (reserve and debit in
+// one step), and the reader disarmed.
+func (s *State) applyEnrollCard(c command.Command, b *command.EnrollCard, ch *changes) (any, *Rejection) {
+	rd, ok := s.Readers[b.ReaderID]
+	if !ok {
+		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ReaderID)
+	}
+	if rd.Enrollment == nil || !c.At.Before(rd.Enrollment.Until) {
+		return nil, reject(Conflict, "not_armed", "", "reader %s is not armed for enrollment", rd.ID)
+	}
+	if _, ok := s.Cards[b.CardID]; ok || b.CardID == "" {
+		return nil, reject(Conflict, "duplicate_id", "card_id", "a card with id %s already exists", b.CardID)
+	}
+	key, err := parseDeviceKey(b.DeviceKey)
+	if err != nil {
+		return nil, reject(Invalid, "invalid_value", "device_key", "the phone's key is not a P-256 public key: %v", err)
+	}
+	sum := sha256.Sum256(command.EnrollmentMessage(b.Nonce, rd.ID, b.DeviceKey))
+	if len(b.Nonce) != 16 || !ecdsa.VerifyASN1(key, sum[:], b.Signature) {
+		return nil, reject(Forbidden, "bad_signature", "", "the enrollment is not signed by the key it presents")
+	}
+	h, rej := s.enrollmentHolder(rd, rd.Enrollment.CardholderID)
+	if rej != nil {
+		return nil, rej
+	}
+	cost := s.Sites[rd.SiteID].CardCost
+	acc := s.Accounts[rd.AccountID]
+	l, _ := acc.Credits.reserve(cost)
+	acc.Credits = l.debit(cost)
+	s.Accounts[acc.ID] = acc
+	ch.put("accounts", acc.ID)
+	card := Card{
+		ID: b.CardID, SiteID: rd.SiteID, AccountID: rd.AccountID, Kind: KindDeviceID, Status: CardActivated,
+		CardholderID: h.ID, FirstName: h.FirstName, LastName: h.LastName, Email: h.Email, Phone: h.Phone,
+		Credits: cost, CreatedAt: c.At.UTC(), ActivatedAt: ptime(c.At),
+		Device: &Device{PublicKey: slices.Clone(b.DeviceKey), BoundAt: c.At.UTC()},
+	}
+	if h.Visitor {
+		card.ValidFrom, card.ValidUntil = h.ValidFrom, h.ValidUntil
+	}
+	s.putCard(card, ch)
+	rd.Enrollment = nil
+	s.Readers[rd.ID] = rd
+	ch.put("readers", rd.ID)
+	return card, nil
 }

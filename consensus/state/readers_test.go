@@ -87,3 +87,84 @@ func TestRecordUseCountsToTheLimit(t *testing.T) {
 		t.Fatalf("uses %d", c.Uses)
 	}
 }
+
+// An offline use was made while the node was cut off: it is counted even
+// past the limit, because the door opened.
+func TestRecordUseOfflineCountsPastTheLimit(t *testing.T) {
+	r := newRegistry(t, 10)
+	r.must(&command.CreateCard{ID: "v", SiteID: "site", AccountID: "acc", Kind: KindDeviceID, MaxUses: 1,
+		NewCardholder: &command.CreateCardholder{ID: "h", FirstName: "Vi", LastName: "Sitor", Email: "v@example.com"}})
+	r.must(&command.ActivateCard{LinkHash: r.send("v"), DeviceKey: newPhone(t).public()})
+	r.must(&command.RecordUse{CardID: "v", ReaderID: "front"})
+	r.refuse(&command.RecordUse{CardID: "v", ReaderID: "front"}, "uses_exhausted")
+	r.must(&command.RecordUse{CardID: "v", ReaderID: "front", Offline: true})
+	if c := r.s.Cards["v"]; c.Uses != 2 {
+		t.Fatalf("uses %d, want 2 (one online, one offline past the limit)", c.Uses)
+	}
+}
+
+func TestEnrollmentAtAnArmedReader(t *testing.T) {
+	r := newRegistry(t, 10)
+	r.must(&command.CreateReader{ID: "front", AccountID: "acc", SiteID: "site", NodeID: "n1", Name: "Front door", ReaderConfig: "London"})
+	r.must(&command.CreateCardholder{ID: "h", AccountID: "acc", FirstName: "Ada", LastName: "King", Email: "ada@example.com"})
+	r.must(&command.CreateCardholder{ID: "v", AccountID: "acc", FirstName: "Vi", LastName: "Sitor", Email: "v@example.com",
+		Visitor: true, ValidFrom: ptime(t0), ValidUntil: ptime(t0.Add(48 * time.Hour))})
+	p := newPhone(t)
+	nonce := make([]byte, 16)
+	enroll := func(reader, card string, key []byte, sig []byte) *command.EnrollCard {
+		return &command.EnrollCard{ReaderID: reader, CardID: card, DeviceKey: key, Nonce: nonce, Signature: sig}
+	}
+	good := p.sign(command.EnrollmentMessage(nonce, "front", p.public()))
+
+	// Not armed: refused.
+	r.refuse(enroll("front", "c1", p.public(), good), "not_armed")
+	// Arming checks the cardholder, the time and the account.
+	r.refuse(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "ghost", Until: r.at.Add(time.Minute)}, "cardholder_not_found")
+	r.refuse(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "h", Until: r.at.Add(2 * time.Hour)}, "invalid_value")
+	r.refuse(&command.ArmEnrollment{ReaderID: "ghost", AccountID: "acc", CardholderID: "h", Until: r.at.Add(time.Minute)}, "reader_not_found")
+	r.must(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "h", Until: r.at.Add(time.Minute)})
+
+	// A signature over another reader, or by another key, is refused.
+	r.refuse(enroll("front", "c1", p.public(), p.sign(command.EnrollmentMessage(nonce, "back", p.public()))), "bad_signature")
+	other := newPhone(t)
+	r.refuse(enroll("front", "c1", other.public(), good), "bad_signature")
+	r.refuse(enroll("front", "c1", []byte("not a key"), good), "invalid_value")
+
+	before := r.ledger()
+	r.must(enroll("front", "c1", p.public(), good))
+	c := r.s.Cards["c1"]
+	if c.Status != CardActivated || c.Kind != KindDeviceID || c.CardholderID != "h" || c.SiteID != "site" || c.Device == nil {
+		t.Fatalf("enrolled card: %+v", c)
+	}
+	if !VerifyDevice(c, []byte("m"), p.sign([]byte("m"))) {
+		t.Fatal("the card is not bound to the enrolling phone's key")
+	}
+	cost := r.s.Sites["site"].CardCost
+	if l := r.ledger(); l.Used != before.Used+cost || l.Reserved != before.Reserved || l.Balance != before.Balance-cost {
+		t.Fatalf("ledger before %+v after %+v", before, l)
+	}
+	// The arm is used up: the next phone is not enrolled.
+	if r.s.Readers["front"].Enrollment != nil {
+		t.Fatal("reader still armed after an enrollment")
+	}
+	r.refuse(enroll("front", "c2", p.public(), good), "not_armed")
+	// One device card per person.
+	r.refuse(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "h", Until: r.at.Add(time.Minute)}, "duplicate_card")
+
+	// A visitor's card takes the visitor's window; an arm expires.
+	r.must(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "v", Until: r.at.Add(10 * time.Second)})
+	r.at = r.at.Add(time.Minute)
+	r.refuse(enroll("front", "c3", p.public(), good), "not_armed")
+	r.must(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "v", Until: r.at.Add(time.Minute)})
+	r.must(enroll("front", "c3", p.public(), good))
+	if c := r.s.Cards["c3"]; c.ValidUntil == nil || !c.ValidUntil.Equal(t0.Add(48*time.Hour)) {
+		t.Fatalf("visitor card window: %+v", c.ValidUntil)
+	}
+	// Disarm.
+	r.must(&command.CreateCardholder{ID: "w", AccountID: "acc", FirstName: "Wu", LastName: "Li", Email: "w@example.com"})
+	r.refuse(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "w", Until: r.at.Add(time.Minute)}, "insufficient_credit")
+	r.load(5)
+	r.must(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "w", Until: r.at.Add(time.Minute)})
+	r.must(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", Disarm: true})
+	r.refuse(enroll("front", "c4", p.public(), good), "not_armed")
+}

@@ -308,6 +308,10 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyCreateAccessLevel(b, ch)
 	case *command.RecordUse:
 		return s.applyRecordUse(b, ch)
+	case *command.ArmEnrollment:
+		return s.applyArmEnrollment(c, b, ch)
+	case *command.EnrollCard:
+		return s.applyEnrollCard(c, b, ch)
 	}
 	return nil, reject(Invalid, "unknown_command", "", "command type %d is not known to this node", c.Type())
 }
