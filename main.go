@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"lintel/node"
+	"lintel/reader"
 	"lintel/replication"
 )
 
@@ -75,7 +76,7 @@ func env(name, def string) string {
 	return def
 }
 
-func serveFlags(cfg *node.Config, join *string, fs *flag.FlagSet) {
+func serveFlags(cfg *node.Config, join *string, doors *[]string, fs *flag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.DataDir, "data-dir", env("LINTEL_DATA_DIR", "./lintel-data"), "all durable state of this node ($LINTEL_DATA_DIR)")
 	fs.StringVar(&cfg.NodeID, "node-id", env("LINTEL_NODE_ID", host), "stable id of this node, kept in the data dir ($LINTEL_NODE_ID)")
@@ -94,15 +95,17 @@ func serveFlags(cfg *node.Config, join *string, fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&cfg.VoucherIssuers), "voucher-issuer", "credit-issuer public key file (FILE.pub of lintel voucher keygen) to trust, repeatable; taken at bootstrap")
 	fs.StringVar(&cfg.SMTP, "smtp", env("LINTEL_SMTP", ""), "HOST:PORT of the site's mail relay for activation messages ($LINTEL_SMTP)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "on a new cluster, load demo data")
+	fs.Var((*listFlag)(doors), "door", "wire a reader's door, repeatable: READER_ID=relay:PATH[,amber:PATH][,green:PATH][,red:PATH] (GPIO value files)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LINTEL_LOG_LEVEL", "info"), "debug, info, warn or error ($LINTEL_LOG_LEVEL)")
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	var cfg node.Config
 	var join string
+	var doors []string
 	fs := flag.NewFlagSet("lintel serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	serveFlags(&cfg, &join, fs)
+	serveFlags(&cfg, &join, &doors, fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -115,6 +118,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "lintel serve: unexpected argument %q (see lintel serve -h)\n", fs.Arg(0))
+		return 2
+	}
+	if err := checkDoors(&cfg, doors); err != nil {
+		fmt.Fprintf(stderr, "lintel serve: %v\n", err)
 		return 2
 	}
 	if err := checkServe(&cfg, join); err != nil {
@@ -149,6 +156,24 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// checkDoors parses the --door values.
+func checkDoors(cfg *node.Config, doors []string) error {
+	for _, d := range doors {
+		id, w, err := reader.ParseDoorFlag(d)
+		if err != nil {
+			return err
+		}
+		if cfg.Doors == nil {
+			cfg.Doors = map[string]reader.RelayWiring{}
+		}
+		if _, dup := cfg.Doors[id]; dup {
+			return fmt.Errorf("--door: reader %s wired twice", id)
+		}
+		cfg.Doors[id] = w
+	}
+	return nil
 }
 
 // checkServe validates flag values; each error names its flag.

@@ -6,27 +6,32 @@ package node
 import (
 	"io"
 	"time"
+
+	"lintel/reader"
 )
 
 // Config is everything `lintel serve` takes (SPEC section 2).
 type Config struct {
-	DataDir          string
-	NodeID           string
-	Building         string
-	HTTP             string
-	Raft             string
-	Gossip           string
-	Readers          string
-	AdvertiseHTTP    string
-	AdvertiseRaft    string
-	AdvertiseGossip  string
-	Join             []string
-	AdminEmail       string
-	AdminPassword    string
-	GossipKey        string
-	VoucherIssuers   []string
-	SMTP             string
-	Demo             bool
+	DataDir         string
+	NodeID          string
+	Building        string
+	HTTP            string
+	Raft            string
+	Gossip          string
+	Readers         string
+	AdvertiseHTTP   string
+	AdvertiseRaft   string
+	AdvertiseGossip string
+	Join            []string
+	AdminEmail      string
+	AdminPassword   string
+	GossipKey       string
+	VoucherIssuers  []string
+	SMTP            string
+	Demo            bool
+	// Doors wires readers' relays and LEDs (--door); readers without
+	// wiring log their unlocks.
+	Doors            map[string]reader.RelayWiring
 	LogLevel         string
 	LogOutput        io.Writer
 	Version          string

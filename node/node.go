@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -45,8 +46,12 @@ type Node struct {
 	initAdmin   *command.Init
 	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
 
-	link   *reader.Link
-	events *reader.EventLog
+	link       *reader.Link
+	ctrl       *reader.Controller
+	events     *reader.EventLog
+	doors      *reader.RelayDoors
+	started    time.Time
+	lastQuorum atomic.Int64 // unix nanos of the last moment the node had a quorum
 
 	mail           *mailer // delivers the outbox while this node leads
 	reconcile      chan struct{}
@@ -141,16 +146,32 @@ func Start(cfg Config) (*Node, error) {
 		n.Stop()
 		return nil, err
 	}
-	n.link, err = reader.Listen(cfg.Readers, reader.LinkConfig{
-		NodeID: cfg.NodeID, View: n.raft, Commit: n.readerCommit, Events: n.events,
-		Door: reader.LogDoor{Log: n.log}, Log: n.log,
+	var door reader.Door = reader.LogDoor{Log: n.log}
+	if len(cfg.Doors) > 0 {
+		if n.doors, err = reader.NewRelayDoors(cfg.Doors, door, n.log); err != nil {
+			n.Stop()
+			return nil, err
+		}
+		door = n.doors
+	}
+	n.started = time.Now()
+	n.lastQuorum.Store(n.started.UnixNano())
+	n.ctrl, err = reader.NewController(reader.Config{
+		NodeID: cfg.NodeID, View: n.raft, Commit: n.commit, NewID: api.NewID, Quorum: n.quorum,
+		Events: n.events, Door: door, Log: n.log,
 	})
 	if err != nil {
 		n.Stop()
 		return nil, err
 	}
+	n.link, err = reader.Listen(cfg.Readers, reader.LinkConfig{Controller: n.ctrl, Log: n.log})
+	if err != nil {
+		n.Stop()
+		return nil, err
+	}
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.watchQuorum()
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -315,6 +336,12 @@ func (n *Node) Stop() error {
 		if n.link != nil {
 			n.link.Close()
 		}
+		if n.ctrl != nil {
+			n.ctrl.Close()
+		}
+		if n.doors != nil {
+			n.doors.Close() // fail-secure: every door locked
+		}
 		if n.raft != nil && n.raft.IsLeader() && n.hasOtherVoters() {
 			done := make(chan error, 1)
 			go func() { done <- n.raft.TransferLeadership() }()
@@ -361,12 +388,10 @@ func (n *Node) hasOtherVoters() bool {
 	return false
 }
 
-// readerCommit commits a command a reader made (a deletion receipt), as
-// actor reader:ID, through the leader.
-func (n *Node) readerCommit(ctx context.Context, readerID string, b command.Body) error {
-	res, err := service{n}.Write(ctx, command.Command{Header: command.Header{
-		RequestID: api.NewID(), Actor: "reader:" + readerID, At: time.Now().UTC(), Node: n.cfg.NodeID,
-	}, Body: b})
+// commit commits a command the reader controller made through the leader;
+// a rejection comes back as the *state.Rejection.
+func (n *Node) commit(ctx context.Context, c command.Command) error {
+	res, err := service{n}.Write(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -374,6 +399,39 @@ func (n *Node) readerCommit(ctx context.Context, readerID string, b command.Body
 		return res.Err
 	}
 	return nil
+}
+
+// quorumContact: a follower that heard from its leader this recently is
+// part of a working quorum (the leader sends heartbeats far more often).
+const quorumContact = time.Second
+
+// quorum tells whether this node can commit now and, if not, since when
+// it could not. A leader keeps its quorum by its lease (it steps down when
+// it loses contact with a majority).
+func (n *Node) quorum() (bool, time.Time) {
+	now := time.Now()
+	_, leader := n.raft.Leader()
+	if n.raft.IsLeader() || (leader != "" && now.Sub(n.raft.LastContact()) < quorumContact) {
+		n.lastQuorum.Store(now.UnixNano())
+		return true, time.Time{}
+	}
+	return false, time.Unix(0, n.lastQuorum.Load())
+}
+
+// watchQuorum samples the quorum so that the time it was lost is known
+// even when no door asked in between.
+func (n *Node) watchQuorum() {
+	defer n.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.quorum()
+		}
+	}
 }
 
 // ReadersAddr is the reader link's listen address.

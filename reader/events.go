@@ -9,6 +9,16 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"lintel/consensus/command"
+)
+
+// Event kinds: a phone presented a card; an operator unlocked the door; a
+// phone was enrolled at an armed reader (granted: the card was made).
+const (
+	KindPresentation = "presentation"
+	KindRemoteUnlock = "remote_unlock"
+	KindEnrollment   = "enrollment"
 )
 
 // Event is one access decision (SPEC 4.6). ID is this node's sequence
@@ -17,11 +27,14 @@ type Event struct {
 	ID         uint64    `json:"id"`
 	Time       time.Time `json:"time"`
 	NodeID     string    `json:"node_id"`
+	Kind       string    `json:"kind"`
 	ReaderID   string    `json:"reader_id"`
 	CardID     string    `json:"card_id"`
 	Cardholder string    `json:"cardholder"`
 	Result     string    `json:"result"` // granted or denied
 	Reason     string    `json:"reason"`
+	By         string    `json:"by,omitempty"` // the operator of a remote unlock
+	Granted    bool      `json:"-"`
 }
 
 // EventFilter selects events: all set fields must match.
@@ -37,10 +50,15 @@ type EventFilter struct {
 // MaxEventPage bounds one List answer.
 const MaxEventPage = 1000
 
-var eventsBucket = []byte("events")
+var (
+	eventsBucket = []byte("events")
+	queueBucket  = []byte("queue")
+)
 
 // EventLog is the node's local event log: DATA/events/events.db in bbolt,
-// keyed by a big-endian sequence so a cursor walks them in order.
+// keyed by a big-endian sequence so a cursor walks them in order. The same
+// file holds the offline queue: commands made while the node had no quorum,
+// committed in order when it is back.
 type EventLog struct {
 	db *bolt.DB
 }
@@ -57,7 +75,10 @@ func OpenEventLog(dataDir string) (*EventLog, error) {
 		return nil, fmt.Errorf("event log: %w", err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(eventsBucket)
+		if _, err := tx.CreateBucketIfNotExists(eventsBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(queueBucket)
 		return err
 	}); err != nil {
 		db.Close()
@@ -106,6 +127,52 @@ func (l *EventLog) List(f EventFilter) ([]Event, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Queued is a command waiting for the quorum.
+type Queued struct {
+	Seq     uint64
+	Command command.Command
+}
+
+// Enqueue stores cmd at the end of the offline queue (fsynced, like every
+// bbolt commit, before it returns).
+func (l *EventLog) Enqueue(cmd command.Command) error {
+	b, err := command.Encode(cmd)
+	if err != nil {
+		return err
+	}
+	return l.db.Update(func(tx *bolt.Tx) error {
+		q := tx.Bucket(queueBucket)
+		seq, err := q.NextSequence()
+		if err != nil {
+			return err
+		}
+		return q.Put(binary.BigEndian.AppendUint64(nil, seq), b)
+	})
+}
+
+// Queued lists the offline queue, oldest first.
+func (l *EventLog) Queued() ([]Queued, error) {
+	var out []Queued
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(queueBucket).ForEach(func(k, v []byte) error {
+			cmd, err := command.Decode(v)
+			if err != nil {
+				return fmt.Errorf("offline queue entry %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, Queued{Seq: binary.BigEndian.Uint64(k), Command: cmd})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Dequeue removes a settled command.
+func (l *EventLog) Dequeue(seq uint64) error {
+	return l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(queueBucket).Delete(binary.BigEndian.AppendUint64(nil, seq))
+	})
 }
 
 // Close closes the database.

@@ -29,14 +29,18 @@ func startLink(t *testing.T, maxConns int) (*Link, *EventLog) {
 		"door-1":  {ID: "door-1", NodeID: "n1", SiteID: "s1", AccountID: "a1"},
 		"other-1": {ID: "other-1", NodeID: "n2", SiteID: "s1", AccountID: "a1"},
 	}, Cards: map[string]state.Card{}}
-	l, err := Listen("127.0.0.1:0", LinkConfig{
-		NodeID: "n1", View: fixedView{st}, Events: events, Timeout: 300 * time.Millisecond, MaxConns: maxConns,
-		Commit: func(context.Context, string, command.Body) error { return nil },
+	ctrl, err := NewController(Config{
+		NodeID: "n1", View: fixedView{st}, Events: events, Timeout: 300 * time.Millisecond,
+		Commit: func(context.Context, command.Command) error { return nil }, NewID: func() string { return "id" },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close(); events.Close() })
+	l, err := Listen("127.0.0.1:0", LinkConfig{Controller: ctrl, Timeout: 300 * time.Millisecond, MaxConns: maxConns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(); ctrl.Close(); events.Close() })
 	return l, events
 }
 

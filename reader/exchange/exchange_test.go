@@ -57,6 +57,10 @@ func sampleMessages() []Message {
 		&Verdict{Reason: ReasonRevoked, Delete: true, Nonce: testNonce},
 		&Verdict{Reason: ReasonReplay},
 		&Receipt{CardID: "card-1", Signature: sig72},
+		&Verdict{Reason: ReasonOffline, Nonce: testNonce},
+		&Enrollment{Nonce: testNonce, DeviceKey: []byte{0x30, 0x59}, Signature: []byte{0x30, 1}},
+		&Enrollment{DeviceKey: bytes.Repeat([]byte{4}, MaxKeyLen), Signature: sig72},
+		&Enrolled{Nonce: testNonce, CardID: "card-9"},
 	}
 }
 
@@ -124,13 +128,13 @@ func TestWireBytes(t *testing.T) {
 }
 
 func TestReasonCodesMatchSpec(t *testing.T) {
-	spec := "unknown_card bad_signature not_activated revoked lost expired not_yet_valid uses_exhausted wrong_reader outside_schedule replay"
+	spec := "unknown_card bad_signature not_activated revoked lost expired not_yet_valid uses_exhausted wrong_reader outside_schedule replay offline"
 	for i, w := range strings.Fields(spec) {
 		if reasons[i+1] != Reason(w) {
 			t.Errorf("code %d = %q, want %q", i+1, reasons[i+1], w)
 		}
 	}
-	if len(reasons) != 12 {
+	if len(reasons) != 13 {
 		t.Errorf("%d reasons", len(reasons))
 	}
 }
@@ -185,7 +189,7 @@ func TestReadFrameErrors(t *testing.T) {
 		{"version 0", []byte{'L', 0, 1, 0, 0}, ErrBadVersion},
 		{"version 2", []byte{'L', 2, 1, 0, 0}, ErrBadVersion},
 		{"type 0", []byte{'L', 1, 0, 0, 0}, ErrUnknownType},
-		{"type 5", []byte{'L', 1, 5, 0, 0}, ErrUnknownType},
+		{"type 7", []byte{'L', 1, 7, 0, 0}, ErrUnknownType},
 		{"type 255", []byte{'L', 1, 255, 0, 0}, ErrUnknownType},
 		{"length max+1", []byte{'L', 1, 1, 0x03, 0xfc}, ErrFrameTooLarge},
 		{"length 65535", []byte{'L', 1, 1, 0xff, 0xff}, ErrFrameTooLarge},
@@ -285,7 +289,7 @@ func TestInvalidPayloadsRefused(t *testing.T) {
 		{"presentation empty sig", &Presentation{}, cat(n, []byte{1, 'c', 0}), ErrEmptySignature},
 		{"presentation high byte", &Presentation{}, cat(n, []byte{1, 0x80, 1, 1}), ErrIDNotPrintable},
 		{"verdict unknown flag", &Verdict{}, cat([]byte{0x04, 1}, n), ErrMalformed},
-		{"verdict unknown reason", &Verdict{}, cat([]byte{0, 12}, n), ErrUnknownReason},
+		{"verdict unknown reason", &Verdict{}, cat([]byte{0, 13}, n), ErrUnknownReason},
 		{"verdict granted+reason", &Verdict{}, cat([]byte{1, 4}, n), ErrInconsistentVerdict},
 		{"verdict granted+delete", &Verdict{}, cat([]byte{3, 0}, n), ErrInconsistentVerdict},
 		{"verdict denied no reason", &Verdict{}, cat([]byte{0, 0}, n), ErrInconsistentVerdict},

@@ -32,9 +32,11 @@ const (
 	TypePresentation Type = 2 // phone → reader
 	TypeVerdict      Type = 3 // reader → phone
 	TypeReceipt      Type = 4 // phone → reader, after a delete instruction
+	TypeEnrollment   Type = 5 // phone → reader, instead of a presentation, at an armed reader
+	TypeEnrolled     Type = 6 // reader → phone: the new card's id
 )
 
-func (t Type) known() bool { return t >= TypeChallenge && t <= TypeReceipt }
+func (t Type) known() bool { return t >= TypeChallenge && t <= TypeEnrolled }
 
 func (t Type) String() string {
 	switch t {
@@ -46,6 +48,10 @@ func (t Type) String() string {
 		return "verdict"
 	case TypeReceipt:
 		return "receipt"
+	case TypeEnrollment:
+		return "enrollment"
+	case TypeEnrolled:
+		return "enrolled"
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
 }

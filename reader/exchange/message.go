@@ -12,7 +12,8 @@ const ProtocolVersion byte = 1
 const (
 	NonceSize       = 16
 	MaxIDLen        = 64 // reader, site and card ids
-	MaxSignatureLen = 72 // ASN.1 ECDSA P-256: SEQUENCE of two ≤33-byte INTEGERs
+	MaxSignatureLen = 72  // ASN.1 ECDSA P-256: SEQUENCE of two ≤33-byte INTEGERs
+	MaxKeyLen       = 128 // PKIX DER of a P-256 key is 91 bytes
 )
 
 // Nonce is the reader's fresh random challenge value.
@@ -29,9 +30,10 @@ var (
 	ErrSignatureTooLong    = errors.New("exchange: signature too long")
 	ErrUnknownReason       = errors.New("exchange: unknown denial reason")
 	ErrInconsistentVerdict = errors.New("exchange: inconsistent verdict")
+	ErrBadKeyLength        = errors.New("exchange: device key is empty or too long")
 )
 
-// Message is one of Challenge, Presentation, Verdict, Receipt.
+// Message is one of Challenge, Presentation, Verdict, Receipt, Enrollment, Enrolled.
 type Message interface {
 	Type() Type
 	Marshal() ([]byte, error)
@@ -77,6 +79,24 @@ type Receipt struct {
 	Signature []byte // over command.DeletionReceiptMessage(CardID)
 }
 
+// Enrollment asks an armed reader to bind this phone (phone → reader),
+// sent instead of a Presentation (seed 002: enrollment at a reader).
+//
+//	nonce [16] | device key bytes8 (PKIX DER) | signature bytes8
+type Enrollment struct {
+	Nonce     Nonce
+	DeviceKey []byte
+	Signature []byte // over command.EnrollmentMessage(Nonce, reader id, DeviceKey)
+}
+
+// Enrolled tells the phone the id of its new card (reader → phone).
+//
+//	nonce [16] | card id str8
+type Enrolled struct {
+	Nonce  Nonce
+	CardID string
+}
+
 const (
 	flagGranted = 1 << 0
 	flagDelete  = 1 << 1
@@ -86,6 +106,67 @@ func (Challenge) Type() Type    { return TypeChallenge }
 func (Presentation) Type() Type { return TypePresentation }
 func (Verdict) Type() Type      { return TypeVerdict }
 func (Receipt) Type() Type      { return TypeReceipt }
+func (Enrollment) Type() Type   { return TypeEnrollment }
+func (Enrolled) Type() Type     { return TypeEnrolled }
+
+// Validate checks every field limit.
+func (e Enrollment) Validate() error {
+	if len(e.DeviceKey) == 0 || len(e.DeviceKey) > MaxKeyLen {
+		return fmt.Errorf("%w (%d bytes, at most %d)", ErrBadKeyLength, len(e.DeviceKey), MaxKeyLen)
+	}
+	return checkSignature(e.Signature)
+}
+
+// Validate checks every field limit.
+func (e Enrolled) Validate() error { return checkID("card id", e.CardID) }
+
+// Marshal encodes the payload; it refuses a message that Unmarshal would refuse.
+func (e Enrollment) Marshal() ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, NonceSize+2+len(e.DeviceKey)+len(e.Signature))
+	b = append(b, e.Nonce[:]...)
+	b = appendStr8(b, string(e.DeviceKey))
+	return appendStr8(b, string(e.Signature)), nil
+}
+
+// Marshal encodes the payload; it refuses a message that Unmarshal would refuse.
+func (e Enrolled) Marshal() ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, NonceSize+1+len(e.CardID))
+	b = append(b, e.Nonce[:]...)
+	return appendStr8(b, e.CardID), nil
+}
+
+// Unmarshal decodes a payload.
+func (e *Enrollment) Unmarshal(b []byte) error {
+	d := decoder{b: b}
+	var m Enrollment
+	d.nonce(&m.Nonce)
+	m.DeviceKey = d.key()
+	m.Signature = d.signature()
+	if err := d.finish(); err != nil {
+		return err
+	}
+	*e = m
+	return nil
+}
+
+// Unmarshal decodes a payload.
+func (e *Enrolled) Unmarshal(b []byte) error {
+	d := decoder{b: b}
+	var m Enrolled
+	d.nonce(&m.Nonce)
+	m.CardID = d.id("card id")
+	if err := d.finish(); err != nil {
+		return err
+	}
+	*e = m
+	return nil
+}
 
 // Validate checks every field limit.
 func (c Challenge) Validate() error {
@@ -272,6 +353,10 @@ func Decode(f Frame) (Message, error) {
 		m = new(Verdict)
 	case TypeReceipt:
 		m = new(Receipt)
+	case TypeEnrollment:
+		m = new(Enrollment)
+	case TypeEnrolled:
+		m = new(Enrolled)
 	default:
 		return nil, fmt.Errorf("%w %d", ErrUnknownType, byte(f.Type))
 	}
@@ -385,6 +470,18 @@ func (d *decoder) signature() []byte {
 		d.err = checkSignature(v)
 	}
 	return append([]byte(nil), v...) // do not alias the frame buffer
+}
+
+func (d *decoder) key() []byte {
+	n := int(d.u8("device key length"))
+	if d.err != nil {
+		return nil
+	}
+	if n == 0 || n > MaxKeyLen {
+		d.err = fmt.Errorf("%w (%d bytes, at most %d)", ErrBadKeyLength, n, MaxKeyLen)
+		return nil
+	}
+	return append([]byte(nil), d.take("device key", n)...)
 }
 
 func (d *decoder) finish() error {

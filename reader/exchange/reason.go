@@ -16,6 +16,9 @@ const (
 	ReasonWrongReader     Reason = "wrong_reader"
 	ReasonOutsideSchedule Reason = "outside_schedule"
 	ReasonReplay          Reason = "replay"
+	// ReasonOffline: the node has had no quorum for longer than the site's
+	// offline grace (policy deny), or a counted card cannot be counted.
+	ReasonOffline Reason = "offline"
 )
 
 // reasons is the wire code table: index = code. Append only.
@@ -32,6 +35,7 @@ var reasons = [...]Reason{
 	ReasonWrongReader,
 	ReasonOutsideSchedule,
 	ReasonReplay,
+	ReasonOffline,
 }
 
 var reasonCode = func() map[Reason]byte {

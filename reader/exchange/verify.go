@@ -32,7 +32,11 @@ var (
 // The length prefixes make the split between the ids unambiguous. The phone
 // signs SHA-256 of it with ECDSA P-256 (ASN.1), as wallet (*Card).Sign does.
 func SignedMessage(nonce Nonce, readerID, cardID string) []byte {
-	b := make([]byte, 0, len(SignedDomain)+NonceSize+4+len(readerID)+len(cardID))
+	return AppendSignedMessage(make([]byte, 0, len(SignedDomain)+NonceSize+4+len(readerID)+len(cardID)), nonce, readerID, cardID)
+}
+
+// AppendSignedMessage appends SignedMessage(nonce, readerID, cardID) to b.
+func AppendSignedMessage(b []byte, nonce Nonce, readerID, cardID string) []byte {
 	b = append(b, SignedDomain...)
 	b = append(b, nonce[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(readerID)))
@@ -45,6 +49,30 @@ func SignedMessage(nonce Nonce, readerID, cardID string) []byte {
 // It checks the nonce before the signature, so a replayed presentation is
 // reported as ErrNonceMismatch rather than as a bad signature.
 func Verify(p Presentation, c Challenge, devicePublicKeyDER []byte) error {
+	if err := checkExchange(p, c); err != nil {
+		return err
+	}
+	k, err := ParseDeviceKey(devicePublicKeyDER)
+	if err != nil {
+		return err
+	}
+	return verifyPresentation(p, c, k)
+}
+
+// VerifyWithKey is Verify with the device key already parsed by
+// ParseDeviceKey, for a caller that keeps parsed keys: it gives the same
+// answer as Verify on the DER the key came from.
+func VerifyWithKey(p Presentation, c Challenge, key *ecdsa.PublicKey) error {
+	if err := checkExchange(p, c); err != nil {
+		return err
+	}
+	if key == nil || key.Curve != elliptic.P256() {
+		return ErrBadKey
+	}
+	return verifyPresentation(p, c, key)
+}
+
+func checkExchange(p Presentation, c Challenge) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -54,7 +82,21 @@ func Verify(p Presentation, c Challenge, devicePublicKeyDER []byte) error {
 	if p.Nonce != c.Nonce {
 		return ErrNonceMismatch
 	}
-	return verifySig(devicePublicKeyDER, SignedMessage(c.Nonce, c.ReaderID, p.CardID), p.Signature)
+	return nil
+}
+
+// maxSignedMessage bounds SignedMessage for ids within MaxIDLen.
+const maxSignedMessage = len(SignedDomain) + NonceSize + 4 + 2*MaxIDLen
+
+// verifyPresentation checks the signature of a validated p over c with a
+// P-256 key; the message is built on the stack.
+func verifyPresentation(p Presentation, c Challenge, key *ecdsa.PublicKey) error {
+	var buf [maxSignedMessage]byte
+	sum := sha256.Sum256(AppendSignedMessage(buf[:0], c.Nonce, c.ReaderID, p.CardID))
+	if !ecdsa.VerifyASN1(key, sum[:], p.Signature) {
+		return ErrBadSignature
+	}
+	return nil
 }
 
 // VerifyReceipt checks a deletion receipt against the card's device key, as
@@ -68,19 +110,49 @@ func VerifyReceipt(r Receipt, devicePublicKeyDER []byte) error {
 }
 
 func verifySig(der, msg, sig []byte) error {
-	pub, err := x509.ParsePKIXPublicKey(der)
+	k, err := ParseDeviceKey(der)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	k, ok := pub.(*ecdsa.PublicKey)
-	if !ok || k.Curve != elliptic.P256() {
-		return ErrBadKey
+		return err
 	}
 	sum := sha256.Sum256(msg)
 	if !ecdsa.VerifyASN1(k, sum[:], sig) {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// p256SPKIPrefix is the DER of a SubjectPublicKeyInfo for an uncompressed
+// P-256 point, up to the point: SEQUENCE { SEQUENCE { id-ecPublicKey,
+// prime256v1 }, BIT STRING (0 unused bits) }. Being DER, it is the only
+// encoding of such a key that crypto/x509 accepts.
+const p256SPKIPrefix = "\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01" +
+	"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07\x03\x42\x00"
+
+// p256PointLen is the length of an uncompressed P-256 point (0x04 ‖ X ‖ Y).
+const p256PointLen = 65
+
+// ParseDeviceKey parses a device public key: PKIX DER holding an ECDSA P-256
+// key, as x509.ParsePKIXPublicKey does. The usual encoding, 91 bytes, is
+// taken apart directly (a fixed prefix and the point, which
+// ecdsa.ParseUncompressedPublicKey checks is on the curve); anything else
+// goes through crypto/x509. Errors wrap ErrBadKey.
+func ParseDeviceKey(der []byte) (*ecdsa.PublicKey, error) {
+	if len(der) == len(p256SPKIPrefix)+p256PointLen && string(der[:len(p256SPKIPrefix)]) == p256SPKIPrefix {
+		k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), der[len(p256SPKIPrefix):])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		}
+		return k, nil
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok || k.Curve != elliptic.P256() {
+		return nil, ErrBadKey
+	}
+	return k, nil
 }
 
 // Respond builds the phone's presentation for challenge c; sign is the card's
