@@ -25,6 +25,11 @@ const walletUsage = `Usage:
       present a card to a reader through its node's reader link; prints
       {"result","reason",...}; exit 0 granted, 3 denied, 1 on errors
 
+  lintel wallet enroll [--wallet FILE] --link HOST:PORT --reader ID
+      enroll at a reader an operator armed (POST /api/v1/readers/ID/enroll):
+      a new key becomes a card of the armed cardholder; prints
+      {"result","reason","card_id"}; exit 0 enrolled, 3 denied, 1 on errors
+
 The wallet file (default ./wallet.json) holds the cards' private keys: it is
 written with mode 0600 and refused when group or others may read it.
 lintel wallet COMMAND -h lists the flags.
@@ -45,6 +50,8 @@ func walletCmd(args []string, stdout, stderr io.Writer) int {
 		return walletCheckin(args[1:], stdout, stderr)
 	case "present":
 		return walletPresent(args[1:], stdout, stderr)
+	case "enroll":
+		return walletEnroll(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, walletUsage)
 		return 0
@@ -227,6 +234,45 @@ func walletPresent(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if res.Result != "granted" {
+		return 3
+	}
+	return 0
+}
+
+func walletEnroll(args []string, stdout, stderr io.Writer) int {
+	const name = "lintel wallet enroll"
+	f := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := walletFlag(f)
+	link := f.String("link", "", "`HOST:PORT` of the node's reader link (lintel serve --readers)")
+	readerID := f.String("reader", "", "`ID` of the armed reader")
+	if _, code, ok := parseWalletFlags(f, name+" [--wallet FILE] --link HOST:PORT --reader ID", 0, args, stdout, stderr); !ok {
+		return code
+	}
+	if _, _, err := net.SplitHostPort(*link); err != nil {
+		fmt.Fprintf(stderr, "%s: --link %q is not HOST:PORT: the node's reader link address (see %s -h)\n", name, *link, name)
+		return 2
+	}
+	if *readerID == "" {
+		fmt.Fprintf(stderr, "%s: --reader is required: the id of the armed reader (see %s -h)\n", name, name)
+		return 2
+	}
+	w, err := wallet.Open(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --wallet: %v\n", name, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*wallet.LinkTimeout)
+	defer cancel()
+	res, err := w.Enroll(ctx, *link, *readerID)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	if err := printJSON(stdout, res); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	if res.Result != "enrolled" {
 		return 3
 	}
 	return 0

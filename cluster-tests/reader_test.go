@@ -2,6 +2,7 @@ package clustertests
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -127,4 +128,169 @@ func TestReaderLinkPresentOnThreeNodes(t *testing.T) {
 	if len(events.Items) != 2 || events.Items[0].Reason != "uses_exhausted" || events.Items[1].Reason != "revoked" {
 		t.Fatalf("filtered events: %+v", events.Items)
 	}
+}
+
+// The door rules, remote unlock, enrollment and the offline-first revoke,
+// through real processes and the real lintel wallet.
+func TestReaderRulesUnlockEnrollAndOffline(t *testing.T) {
+	c := startCluster(t, 3)
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	dir := t.TempDir()
+	c.loadCredits(dir, n1, n1, "PO-READER-2", 100)
+
+	var site struct{ ID string }
+	c.expect(n1, 201, "POST", "/api/v1/sites", map[string]string{"name": "Paris"}).decode(&site)
+	c.raw(n1, 201, "POST", "/api/v1/sites/"+site.ID+"/reader-configs", "lintel-reader-config 1\nname = Paris\n")
+	for _, rd := range []struct{ id, node string }{{"gate-2", n2.id}, {"gate-3", n3.id}} {
+		c.expect(n1, 201, "POST", "/api/v1/readers", map[string]any{
+			"id": rd.id, "name": rd.id, "node_id": rd.node, "site_id": site.ID, "reader_config": "Paris", "transport": "link", "unlock_seconds": 3,
+		})
+	}
+	// A schedule open on every day but today (UTC, the site's time zone).
+	today := int(time.Now().UTC().Weekday())
+	var days []int
+	for d := range 7 {
+		if d != today && d != (today+1)%7 && d != (today+6)%7 { // not around midnight either
+			days = append(days, d)
+		}
+	}
+	var sched, level struct{ ID string }
+	c.expect(n1, 201, "POST", "/api/v1/schedules", map[string]any{
+		"site_id": site.ID, "name": "Not today", "windows": []map[string]any{{"days": days, "from": "00:00", "to": "24:00"}},
+	}).decode(&sched)
+	c.expect(n1, 201, "POST", "/api/v1/access-levels", map[string]any{
+		"site_id": site.ID, "name": "Gate 2 not today", "reader_ids": []string{"gate-2"}, "schedule_id": sched.ID,
+	}).decode(&level)
+
+	wallet := filepath.Join(dir, "wallet.json")
+	issue := func(pid string, extra map[string]any) string {
+		t.Helper()
+		body := map[string]any{"first_name": "Card", "last_name": pid, "email": pid + "@example.com", "reader_config": "Paris", "private_id": pid}
+		for k, v := range extra {
+			body[k] = v
+		}
+		var card struct{ ID string }
+		c.expect(n1, 201, "POST", "/api/v1/sites/"+site.ID+"/cards", body).decode(&card)
+		c.expect(n1, 200, "POST", "/api/v1/cards/"+card.ID+"/send", nil)
+		var outbox struct {
+			Items []struct {
+				Body   string
+				CardID string `json:"card_id"`
+			}
+		}
+		c.expect(n1, 200, "GET", "/api/v1/outbox?consistency=strong&limit=1000", nil).decode(&outbox)
+		var url string
+		for _, m := range outbox.Items {
+			if m.CardID == card.ID {
+				url = regexp.MustCompile(`http://\S+/activate/\S+`).FindString(m.Body)
+			}
+		}
+		if code, out, errs := runLintel(t, 20*time.Second, "wallet", "activate", "--wallet", wallet, url); code != 0 {
+			t.Fatalf("wallet activate %s: %d %s %s", pid, code, out, errs)
+		}
+		return card.ID
+	}
+	now := time.Now().UTC()
+	ok := issue("1001", nil)
+	early := issue("1002", map[string]any{"valid_from": now.Add(time.Hour).Format(time.RFC3339)})
+	late := issue("1003", map[string]any{"valid_until": now.Add(-time.Hour).Format(time.RFC3339)})
+	scheduled := issue("1004", map[string]any{"access_levels": []string{level.ID}})
+	c.expect(n2, 200, "GET", "/api/v1/cards/"+scheduled+"?consistency=strong", nil)
+
+	present := func(readerID, cardID string) (int, map[string]any) {
+		t.Helper()
+		code, out, errs := runLintel(t, 30*time.Second, "wallet", "present", "--wallet", wallet, "--link", n2.readers, "--reader", readerID, "--card", cardID)
+		var res map[string]any
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("present %s at %s: %d %q %s", cardID, readerID, code, out, errs)
+		}
+		return code, res
+	}
+	for _, x := range []struct{ card, reason string }{{ok, ""}, {early, "not_yet_valid"}, {late, "expired"}, {scheduled, "outside_schedule"}} {
+		code, res := present("gate-2", x.card)
+		if x.reason == "" && (code != 0 || res["result"] != "granted") || x.reason != "" && (code != 3 || res["reason"] != x.reason) {
+			t.Fatalf("card %s: %d %v, want %q", x.card, code, res, x.reason)
+		}
+	}
+
+	// Remote unlock: asked on node1, done and logged by node3, which runs gate-3.
+	var unlocked struct {
+		Kind, By, Result string
+		NodeID           string `json:"node_id"`
+	}
+	c.expect(n1, 200, "POST", "/api/v1/readers/gate-3/unlock", nil).decode(&unlocked)
+	if unlocked.Kind != "remote_unlock" || unlocked.NodeID != n3.id || unlocked.By != "admin@lintel.local" || unlocked.Result != "granted" {
+		t.Fatalf("remote unlock: %+v", unlocked)
+	}
+	c.expect(n1, 404, "POST", "/api/v1/readers/nope/unlock", nil)
+	var events struct {
+		Items []struct {
+			Kind, By, Reason, Result string
+			ReaderID                 string `json:"reader_id"`
+		}
+	}
+	c.expect(n3, 200, "GET", "/api/v1/events", nil).decode(&events)
+	if len(events.Items) != 1 || events.Items[0].Kind != "remote_unlock" || events.Items[0].ReaderID != "gate-3" {
+		t.Fatalf("node3 events: %+v", events.Items)
+	}
+
+	// Enrollment: gate-2 armed for a cardholder on node1; the next phone
+	// presented there (through node2) becomes that person's card.
+	var holder struct{ ID string }
+	c.expect(n1, 201, "POST", "/api/v1/cardholders", map[string]string{"first_name": "Elena", "last_name": "Rossi", "email": "elena@example.com"}).decode(&holder)
+	c.expect(n1, 200, "POST", "/api/v1/readers/gate-2/enroll", map[string]any{"cardholder_id": holder.ID, "seconds": 60})
+	c.expect(n2, 200, "GET", "/api/v1/readers?consistency=strong", nil)
+	phone := filepath.Join(dir, "phone2.json")
+	code, out, errs := runLintel(t, 30*time.Second, "wallet", "enroll", "--wallet", phone, "--link", n2.readers, "--reader", "gate-2")
+	var enrolled struct {
+		Result string
+		CardID string `json:"card_id"`
+	}
+	if json.Unmarshal([]byte(out), &enrolled); code != 0 || enrolled.Result != "enrolled" {
+		t.Fatalf("enroll: %d %s %s", code, out, errs)
+	}
+	var ec struct{ Status, CardholderID string }
+	c.expect(n3, 200, "GET", "/api/v1/cards/"+enrolled.CardID+"?consistency=strong", nil).decode(&ec)
+	if ec.Status != "activated" {
+		t.Fatalf("enrolled card on node3: %+v", ec)
+	}
+	if code, out, _ := runLintel(t, 30*time.Second, "wallet", "present", "--wallet", phone, "--link", n2.readers, "--reader", "gate-2"); code != 0 {
+		t.Fatalf("enrolled card presented: %d %s", code, out)
+	}
+	if code, out, _ := runLintel(t, 30*time.Second, "wallet", "enroll", "--wallet", filepath.Join(dir, "phone3.json"), "--link", n2.readers, "--reader", "gate-2"); code != 3 || !strings.Contains(out, "unknown_card") {
+		t.Fatalf("a second phone after the arm was used: %d %s", code, out)
+	}
+
+	// Offline first: node2 alone (node1 and node3 frozen) has no quorum. A
+	// revoke there answers 202, node2's readers deny the card at once, the
+	// phone's receipt is kept, and both commit when the quorum is back.
+	n1.pause()
+	n3.pause()
+	eventually(t, 10*time.Second, "node2 loses its quorum", func() error {
+		r, err := c.do(n2, "POST", "/api/v1/cards/"+ok+"/revoke", nil)
+		if err != nil {
+			return err
+		}
+		if r.status != 202 {
+			return fmt.Errorf("revoke answered %d: %s", r.status, r)
+		}
+		return nil
+	})
+	if code, res := present("gate-2", ok); code != 3 || res["reason"] != "revoked" || res["deleted"] != true || res["receipt"] != "confirmed" {
+		t.Fatalf("revoked offline: %d %v", code, res)
+	}
+	// Other writes are refused without a quorum.
+	c.expect(n2, 503, "POST", "/api/v1/sites", map[string]string{"name": "Nowhere"})
+	n1.resume()
+	n3.resume()
+	eventually(t, 30*time.Second, "the queued revoke and receipt commit", func() error {
+		var card struct{ Status string }
+		if err := c.expect(n3, 200, "GET", "/api/v1/cards/"+ok+"?consistency=strong", nil).decode(&card); err != nil {
+			return err
+		}
+		if card.Status != "revoked" {
+			return fmt.Errorf("card is %s on node3", card.Status)
+		}
+		return nil
+	})
 }

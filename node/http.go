@@ -26,6 +26,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle(replication.PathApply, n.fwd.Handler())
 	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
 	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))
+	mux.Handle("POST "+replication.PathUnlock, n.unlockHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))

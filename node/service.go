@@ -2,7 +2,10 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -196,3 +199,42 @@ func (s service) RemoveNode(ctx context.Context, actor, id string) error {
 		}
 	}
 }
+
+// Unlock opens a reader's door: here when this node runs the reader,
+// otherwise on the node that does, through a signed internal call.
+func (s service) Unlock(ctx context.Context, readerID, by string) (reader.Event, error) {
+	var rd state.Reader
+	var known bool
+	s.n.raft.Read(func(st *state.State) { rd, known = st.Readers[readerID] })
+	if !known {
+		return reader.Event{}, reader.ErrUnknown
+	}
+	if rd.NodeID == s.n.cfg.NodeID {
+		return s.n.ctrl.Unlock(readerID, by)
+	}
+	var e reader.Event
+	if err := s.n.fwd.CallNode(ctx, rd.NodeID, replication.PathUnlock, unlockRequest{ReaderID: readerID, By: by}, &e); err != nil {
+		return e, fmt.Errorf("%w: node %s runs reader %s and did not unlock it: %v", api.ErrNodeUnreachable, rd.NodeID, readerID, err)
+	}
+	return e, nil
+}
+
+type unlockRequest struct {
+	ReaderID string `json:"reader_id"`
+	By       string `json:"by"`
+}
+
+// unlockHandler serves another node's PathUnlock call.
+func (n *Node) unlockHandler() http.Handler {
+	return n.fwd.Internal(func(_ context.Context, body []byte) (any, error) {
+		var req unlockRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, err
+		}
+		return n.ctrl.Unlock(req.ReaderID, req.By)
+	})
+}
+
+func (s service) HasQuorum() bool { ok, _ := s.n.quorum(); return ok }
+
+func (s service) QueueOffline(c command.Command) error { return s.n.ctrl.WithholdOffline(c) }

@@ -324,3 +324,58 @@ func (f *Forwarder) StatusHandler(own func() NodeStatus) http.Handler {
 		json.NewEncoder(w).Encode(own())
 	})
 }
+
+// PathUnlock asks the node that runs a reader to unlock its door.
+const PathUnlock = "/internal/v1/unlock"
+
+// CallNode sends a signed internal request to node nodeID and decodes its
+// JSON answer into out. The body is JSON.
+func (f *Forwarder) CallNode(ctx context.Context, nodeID, path string, in, out any) error {
+	m, ok := f.Members.Member(nodeID)
+	if !ok || m.HTTP == "" {
+		return fmt.Errorf("node %s is not known to gossip", nodeID)
+	}
+	secret := f.Secret()
+	if len(secret) == 0 {
+		return errors.New("no cluster secret yet")
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.HTTP+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	sign(req, secret, f.NodeID, path, body)
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var a applyAnswer
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&a)
+		return fmt.Errorf("node %s answered %s: %s", nodeID, resp.Status, a.Error)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+}
+
+// Internal serves an internal call from another node: the request must be
+// signed with the cluster secret; fn gets its body and returns the answer
+// (or an error, answered 502 with its text).
+func (f *Forwarder) Internal(fn func(ctx context.Context, body []byte) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := f.verify(w, r)
+		if !ok {
+			return
+		}
+		out, err := fn(r.Context(), body)
+		if err != nil {
+			answer(w, http.StatusBadGateway, applyAnswer{Error: err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+}

@@ -35,12 +35,21 @@ type Service interface {
 	RemoveNode(ctx context.Context, actor, id string) error
 	// Events lists this node's local access events.
 	Events(f reader.EventFilter) ([]reader.Event, error)
+	// Unlock opens a reader's door, on the node that runs it.
+	Unlock(ctx context.Context, readerID, by string) (reader.Event, error)
+	// HasQuorum tells whether this node can commit writes now.
+	HasQuorum() bool
+	// QueueOffline takes a revoke or lost mark on a node without a quorum:
+	// enforced at its readers at once, committed when the quorum is back.
+	QueueOffline(c command.Command) error
 }
 
 // Errors a Service returns that the API turns into 503.
 var (
 	ErrNoQuorum       = errors.New("no quorum")
 	ErrUnknownOutcome = errors.New("unknown outcome")
+	// ErrNodeUnreachable: the node that runs a reader cannot be reached.
+	ErrNodeUnreachable = errors.New("node unreachable")
 )
 
 // MaxBody bounds a JSON request body.
@@ -113,9 +122,9 @@ func (a *API) routes() {
 	revokeCard := func(id, acc string) command.Body { return &command.RevokeCard{ID: id, AccountID: acc} }
 	m.HandleFunc("DELETE /api/v1/cards/{id}", a.auth("cards", "delete", a.cardAction(false, deleteCard, http.StatusNoContent)))
 	m.HandleFunc("POST /api/v1/cards/{id}/send", a.auth("cards", "edit", a.sendCard(false)))
-	m.HandleFunc("POST /api/v1/cards/{id}/revoke", a.auth("cards", "edit", a.cardAction(false, revokeCard, http.StatusOK)))
-	m.HandleFunc("POST /api/v1/cards/{id}/lost", a.auth("cards", "edit", a.cardAction(false,
-		func(id, acc string) command.Body { return &command.MarkLost{ID: id, AccountID: acc} }, http.StatusOK)))
+	lostCard := func(id, acc string) command.Body { return &command.MarkLost{ID: id, AccountID: acc} }
+	m.HandleFunc("POST /api/v1/cards/{id}/revoke", a.auth("cards", "edit", a.offlineFirst(false, revokeCard)))
+	m.HandleFunc("POST /api/v1/cards/{id}/lost", a.auth("cards", "edit", a.offlineFirst(false, lostCard)))
 
 	m.HandleFunc("PATCH /api/v1/cardholders/{id}", a.auth("cardholders", "edit", a.patchCardholder))
 	m.HandleFunc("DELETE /api/v1/cardholders/{id}", a.auth("cardholders", "delete", a.deleteCardholder))
@@ -128,7 +137,7 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/configurators/{id}/config-cards", a.auth("configurators", "create", a.createConfigCard))
 	m.HandleFunc("GET /api/v1/config-cards/{id}", a.auth("configurators", "view", a.getCard(true)))
 	m.HandleFunc("POST /api/v1/config-cards/{id}/send", a.auth("configurators", "edit", a.sendCard(true)))
-	m.HandleFunc("POST /api/v1/config-cards/{id}/revoke", a.auth("configurators", "edit", a.cardAction(true, revokeCard, http.StatusOK)))
+	m.HandleFunc("POST /api/v1/config-cards/{id}/revoke", a.auth("configurators", "edit", a.offlineFirst(true, revokeCard)))
 	m.HandleFunc("DELETE /api/v1/config-cards/{id}", a.auth("configurators", "delete", a.cardAction(true, deleteCard, http.StatusNoContent)))
 	m.HandleFunc("GET /api/v1/sites/{id}/configurators/export.xlsx", a.auth("configurators", "view", a.configuratorSheet(false)))
 	m.HandleFunc("GET /api/v1/sites/{id}/configurators/report.xlsx", a.auth("configurators", "view", a.configuratorSheet(true)))
@@ -141,6 +150,9 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/readers", a.auth("readers", "create", a.createReader))
 	m.HandleFunc("PATCH /api/v1/readers/{id}", a.auth("readers", "edit", a.patchReader))
 	m.HandleFunc("DELETE /api/v1/readers/{id}", a.auth("readers", "delete", a.deleteReader))
+	m.HandleFunc("POST /api/v1/readers/{id}/unlock", a.auth("readers", "edit", a.unlockReader))
+	m.HandleFunc("POST /api/v1/readers/{id}/enroll", a.auth("readers", "edit", a.armEnrollment))
+	m.HandleFunc("DELETE /api/v1/readers/{id}/enroll", a.auth("readers", "edit", a.disarmEnrollment))
 	m.HandleFunc("GET /api/v1/schedules", a.auth("readers", "view", a.listSchedules))
 	m.HandleFunc("POST /api/v1/schedules", a.auth("readers", "create", a.createSchedule))
 	m.HandleFunc("GET /api/v1/access-levels", a.auth("readers", "view", a.listAccessLevels))
@@ -215,6 +227,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // write builds the command header, commits the command and maps the outcome.
 // It reports false when it has already answered with an error.
 func (a *API) write(w http.ResponseWriter, r *http.Request, p *Principal, body command.Body) (json.RawMessage, bool) {
+	return a.writeOr(w, r, p, body, nil)
+}
+
+// notAnswered marks a write that writeOr left for the caller to answer.
+var notAnswered = json.RawMessage("null")
+
+// writeOr is write, except that a service error for which keep returns
+// true is not answered: it returns (notAnswered, false) and the caller
+// answers.
+func (a *API) writeOr(w http.ResponseWriter, r *http.Request, p *Principal, body command.Body, keep func(error) bool) (json.RawMessage, bool) {
 	c := command.Command{Header: command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC(), Node: a.nodeID}, Body: body}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if len(key) > 200 {
@@ -232,6 +254,9 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, p *Principal, body c
 	defer cancel()
 	res, err := a.svc.Write(ctx, c)
 	if err != nil {
+		if keep != nil && keep(err) {
+			return notAnswered, false
+		}
 		a.writeServiceError(w, err)
 		return nil, false
 	}
@@ -247,6 +272,9 @@ func (a *API) writeServiceError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNoQuorum):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "no_quorum", "", "the cluster has no leader right now, so the write was not accepted; try again in a moment")
+	case errors.Is(err, ErrNodeUnreachable):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "node_unreachable", "", err.Error()+"; the door can be opened only by the node it is wired to")
 	case errors.Is(err, ErrUnknownOutcome):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "unknown_outcome", "", "the leader changed while this write was in flight; send it again with the same Idempotency-Key to be sure it applies once")

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"sort"
@@ -313,4 +314,51 @@ func (a *API) activationPage(w http.ResponseWriter, r *http.Request) {
 <h1>Activate your virtual access card</h1>
 <p>Open this link in the wallet app on the phone that will carry the card. The link works once.</p>
 <p>Opening it here in a browser did not use it up.</p></body></html>`)
+}
+
+// offlineFirst answers revoke and lost (SPEC 3.1): with a quorum like any
+// write; on a node without one, 202 {"queued": true}: the node's readers
+// deny the card at once and the command commits when the quorum is back.
+// The status rule is checked on the local replica first, so a queued
+// command is one the cluster will accept unless the card changed meanwhile.
+func (a *API) offlineFirst(config bool, make func(id, account string) command.Body) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) {
+		c, ok := a.findCardOf(w, p, r.PathValue("id"), config)
+		if !ok {
+			return
+		}
+		body := make(c.ID, p.Account.ID)
+		if a.svc.HasQuorum() {
+			val, ok := a.writeOr(w, r, p, body, func(err error) bool { return errors.Is(err, ErrNoQuorum) })
+			if ok {
+				writeJSON(w, http.StatusOK, cardFromWrite(val))
+				return
+			}
+			if val == nil {
+				return // answered
+			}
+		}
+		// No quorum: check the rule locally, then queue.
+		switch body.(type) {
+		case *command.RevokeCard:
+			if c.Status != state.CardActivated && c.Status != state.CardPendingRevoke {
+				writeError(w, http.StatusConflict, "invalid_status", "", "only an activated card can be revoked; this one is "+c.Status)
+				return
+			}
+		case *command.MarkLost:
+			if c.Status != state.CardPendingRevoke && c.Status != state.CardRevoked {
+				writeError(w, http.StatusConflict, "invalid_status", "", "only a revoked or pending-revoke card can be marked lost; this one is "+c.Status)
+				return
+			}
+		}
+		cmd := command.Command{Header: command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC(), Node: a.nodeID}, Body: body}
+		if key := r.Header.Get("Idempotency-Key"); key != "" && len(key) <= 200 {
+			cmd.RequestID, cmd.Idempotent = idempotentRequestID(p.Operator.ID, key), true
+		}
+		if err := a.svc.QueueOffline(cmd); err != nil {
+			a.writeServiceError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]any{"queued": true, "id": c.ID})
+	}
 }

@@ -1,12 +1,16 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/reader"
 )
 
 // Readers, schedules and access levels (SPEC 4.6). The reader controller
@@ -170,4 +174,85 @@ func (a *API) createAccessLevel(w http.ResponseWriter, r *http.Request, p *Princ
 		jsonUnmarshal(val, &al)
 		writeJSON(w, http.StatusCreated, al)
 	}
+}
+
+// unlockReader opens the door of a reader on an operator's order; the node
+// that runs the reader does it and logs it (SPEC 4.6).
+func (a *API) unlockReader(w http.ResponseWriter, r *http.Request, p *Principal) {
+	rd, ok := a.findReader(w, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), WriteTimeout)
+	defer cancel()
+	e, err := a.svc.Unlock(ctx, rd.ID, p.Operator.Email)
+	if err != nil {
+		if errors.Is(err, reader.ErrUnknown) {
+			writeError(w, http.StatusNotFound, "reader_not_found", "", "reader "+rd.ID+" does not exist")
+			return
+		}
+		a.writeServiceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+// armEnrollment arms a reader: the next phone presented there becomes a
+// card of the cardholder (seed 002). seconds: how long it stays armed.
+func (a *API) armEnrollment(w http.ResponseWriter, r *http.Request, p *Principal) {
+	rd, ok := a.findReader(w, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	var req struct {
+		CardholderID string `json:"cardholder_id"`
+		Seconds      int    `json:"seconds"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.CardholderID == "" {
+		writeError(w, http.StatusBadRequest, "required", "cardholder_id", "give the cardholder_id the next phone presented at this reader is bound to")
+		return
+	}
+	if req.Seconds == 0 {
+		req.Seconds = 120
+	}
+	if req.Seconds < 10 || time.Duration(req.Seconds)*time.Second > state.MaxEnrollmentArm {
+		writeError(w, http.StatusBadRequest, "invalid_value", "seconds", "a reader stays armed for 10 to 3600 seconds")
+		return
+	}
+	val, ok := a.write(w, r, p, &command.ArmEnrollment{ReaderID: rd.ID, AccountID: p.Account.ID, CardholderID: req.CardholderID,
+		Until: a.now().UTC().Add(time.Duration(req.Seconds) * time.Second)})
+	if ok {
+		var out state.Reader
+		jsonUnmarshal(val, &out)
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func (a *API) disarmEnrollment(w http.ResponseWriter, r *http.Request, p *Principal) {
+	rd, ok := a.findReader(w, p, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	val, ok := a.write(w, r, p, &command.ArmEnrollment{ReaderID: rd.ID, AccountID: p.Account.ID, Disarm: true})
+	if ok {
+		var out state.Reader
+		jsonUnmarshal(val, &out)
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func (a *API) findReader(w http.ResponseWriter, p *Principal, id string) (state.Reader, bool) {
+	var rd state.Reader
+	ok := a.readFresh(func(s *state.State) bool {
+		var found bool
+		rd, found = s.Readers[id]
+		return found && rd.AccountID == p.Account.ID && p.CanSite(rd.SiteID)
+	})
+	if !ok {
+		writeError(w, http.StatusNotFound, "reader_not_found", "", "there is no reader "+id+" in your account")
+	}
+	return rd, ok
 }
