@@ -11,7 +11,7 @@ const ProtocolVersion byte = 1
 // Field limits.
 const (
 	NonceSize       = 16
-	MaxIDLen        = 64 // reader, site and card ids
+	MaxIDLen        = 64  // reader, site and card ids
 	MaxSignatureLen = 72  // ASN.1 ECDSA P-256: SEQUENCE of two ≤33-byte INTEGERs
 	MaxKeyLen       = 128 // PKIX DER of a P-256 key is 91 bytes
 )
