@@ -37,6 +37,9 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--node-id", "a b"}, 2, "--node-id", ""},
 		{[]string{"serve", "--voucher-issuer", "/no/such/file"}, 2, "--voucher-issuer", ""},
 		{[]string{"serve", "extra"}, 2, "unexpected argument", ""},
+		{[]string{"serve", "--door", "front"}, 2, "--door", ""},
+		{[]string{"serve", "--door", "front=relay:/a", "--door", "front=relay:/b"}, 2, "wired twice", ""},
+		{[]string{"serve", "--door", "front=horn:/a"}, 2, "unknown output", ""},
 		{[]string{"wallet"}, 2, "lintel wallet activate", ""},
 		{[]string{"wallet", "present", "--link", "h:1"}, 2, "--reader is required", ""},
 	}

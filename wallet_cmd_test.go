@@ -46,6 +46,10 @@ func TestWalletCommandLine(t *testing.T) {
 		{[]string{"wallet", "present", "--link", "nohost", "--reader", "r1"}, 2, "--link", ""},
 		{[]string{"wallet", "present", "--wallet", filepath.Join(dir, "none.json"), "--link", "127.0.0.1:7100", "--reader", "r1"}, 1, "no card", ""},
 		{[]string{"wallet", "present", "--door", "d1"}, 2, "-door", ""},
+		{[]string{"wallet", "enroll", "-h"}, 0, "", "-reader ID"},
+		{[]string{"wallet", "enroll", "--link", "127.0.0.1:7100"}, 2, "--reader is required", ""},
+		{[]string{"wallet", "enroll", "--link", "nohost", "--reader", "r1"}, 2, "--link", ""},
+		{[]string{"wallet", "enroll", "--wallet", wf, "--link", "127.0.0.1:1", "--reader", "r1"}, 1, "127.0.0.1:1", ""},
 	}
 	for _, c := range cases {
 		code, out, errs := runArgs(c.args...)
@@ -62,7 +66,7 @@ func TestWalletCommandLine(t *testing.T) {
 	if _, err := os.Stat(wf); err == nil {
 		t.Error("a refused command created the wallet file")
 	}
-	for _, sub := range []string{"activate", "list", "checkin", "present"} {
+	for _, sub := range []string{"activate", "list", "checkin", "present", "enroll"} {
 		if _, out, _ := runArgs("wallet", sub, "-h"); !strings.Contains(out, "-wallet FILE") || !strings.Contains(out, "lintel wallet "+sub) {
 			t.Errorf("lintel wallet %s -h: %q", sub, out)
 		}
