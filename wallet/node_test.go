@@ -204,3 +204,32 @@ func TestActivateAnswerLost(t *testing.T) {
 		t.Fatalf("ledger: %+v", cr)
 	}
 }
+
+// A node of another cluster does not know this phone's cards: checking in
+// there keeps them (the wallet knows which cluster issued each card).
+func TestCheckinAtAnotherClusterKeepsTheCards(t *testing.T) {
+	a := wallettest.Setup(t, "wa")
+	b := wallettest.Setup(t, "wb")
+	ctx := t.Context()
+	w, err := Open(filepath.Join(t.TempDir(), "wallet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, link := a.IssueCard(t, "Ada", "Lovelace", "1234")
+	c, err := w.Activate(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster == "" {
+		t.Fatal("the activation did not name the cluster")
+	}
+	res, err := w.Checkin(ctx, b.URL)
+	if err != nil || len(res) != 1 || res[0].Action != ActionKept || len(w.Cards()) != 1 {
+		t.Fatalf("check-in at another cluster: %+v %v", res, err)
+	}
+	// At its own cluster a deleted card still goes.
+	a.Do(t, "DELETE", "/api/v1/cards/"+id, "", 204, nil)
+	if res, err := w.Checkin(ctx, a.URL); err != nil || len(res) != 1 || res[0].Action != ActionRemoved || len(w.Cards()) != 0 {
+		t.Fatalf("check-in at its own cluster: %+v %v", res, err)
+	}
+}

@@ -114,6 +114,7 @@ type activation struct {
 	FirstName    string `json:"first_name"`
 	LastName     string `json:"last_name"`
 	Status       string `json:"status"`
+	Cluster      string `json:"cluster"`
 }
 
 // Activate redeems an activation link: it makes a fresh P-256 key, sends
@@ -174,7 +175,7 @@ func (w *Wallet) Activate(ctx context.Context, activationURL string) (*Card, err
 	c := &Card{
 		CardID: ans.CardID, SiteID: ans.SiteID, Site: ans.Site, Kind: ans.Kind, ReaderConfig: ans.ReaderConfig,
 		PrivateID: ans.PrivateID, FirstName: ans.FirstName, LastName: ans.LastName, Status: ans.Status,
-		NodeURL: node, ActivatedAt: w.now().UTC(), key: p.key,
+		NodeURL: node, Cluster: ans.Cluster, ActivatedAt: w.now().UTC(), key: p.key,
 	}
 	// A card re-issued to this phone after a revoke has the same id: the
 	// new activation replaces whatever is left of the old one.
@@ -238,12 +239,14 @@ type checkinAnswer struct {
 		Status string `json:"status"`
 		Delete bool   `json:"delete"`
 	} `json:"cards"`
+	Cluster string `json:"cluster"`
 }
 
 // Checkin asks the node for the status of every card held and carries out
 // its instructions: a card to delete is deleted and its signed deletion
 // receipt sent, which completes the revoke on the node; a card the node does
-// not know is removed without a receipt. Receipts that did not get through
+// not know is removed without a receipt, unless the card belongs to another
+// cluster (the node names its cluster; the card remembers its own). Receipts that did not get through
 // at an earlier check-in are sent first.
 //
 // The results cover every card touched, also when err is not nil; err is
@@ -294,9 +297,17 @@ func (w *Wallet) Checkin(ctx context.Context, nodeURL string) ([]CheckinResult, 
 			}
 			a := ans.Cards[i]
 			r := CheckinResult{CardID: c.CardID, Status: a.Status}
+			otherCluster := c.Cluster != "" && ans.Cluster != "" && c.Cluster != ans.Cluster
 			switch {
+			case otherCluster:
+				// Another cluster's node knows nothing of this card: that
+				// is no reason to drop it.
+				r.Status, r.Action = c.Status, ActionKept
 			case !a.Delete:
 				c.Status, r.Action = a.Status, ActionKept
+				if c.Cluster == "" {
+					c.Cluster = ans.Cluster // learnt from a node that knows the card
+				}
 			case a.Status == "deleted":
 				w.remove(c.CardID)
 				r.Action = ActionRemoved

@@ -51,7 +51,9 @@ type Card struct {
 	// Status is the card's status as the node last told it.
 	Status string `json:"status"`
 	// NodeURL is the node the card was activated at (scheme://host[:port]).
-	NodeURL     string    `json:"node_url"`
+	NodeURL string `json:"node_url"`
+	// Cluster is the id of the cluster that issued the card.
+	Cluster     string    `json:"cluster,omitempty"`
 	ActivatedAt time.Time `json:"activated_at"`
 	// Deleted is set once the card's key is destroyed; the entry stays only
 	// until the node has the deletion receipt.

@@ -4,6 +4,8 @@
 package state
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -420,4 +422,15 @@ func (c *changes) put(table, id string) {
 
 func (c *changes) del(table, id string) {
 	c.list = append(c.list, Change{Index: c.index, Table: table, ID: id, Op: "delete"})
+}
+
+// ClusterID names the cluster to phones: a one-way digest of the cluster
+// secret, the same on every node, so a wallet can tell this cluster's cards
+// from another's without learning the secret.
+func (s *State) ClusterID() string {
+	if len(s.ClusterSecret) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(append([]byte("lintel-cluster-id\n"), s.ClusterSecret...))
+	return hex.EncodeToString(sum[:8])
 }

@@ -274,6 +274,8 @@ type activationView struct {
 	FirstName    string `json:"first_name"`
 	LastName     string `json:"last_name"`
 	Status       string `json:"status"`
+	// Cluster names the cluster, so the wallet can tell its cards apart.
+	Cluster string `json:"cluster"`
 }
 
 // activate redeems a link: POST /activate/{token} {"public_key": base64 PKIX DER of a P-256 key}.
@@ -299,7 +301,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 	json.Unmarshal(val, &c)
 	v := activationView{CardID: c.ID, SiteID: c.SiteID, Kind: c.Kind, ReaderConfig: c.ReaderConfig, PrivateID: c.PrivateID,
 		FirstName: c.FirstName, LastName: c.LastName, Status: c.Status}
-	a.svc.Read(func(s *state.State) { v.Site = s.Sites[c.SiteID].Name })
+	a.svc.Read(func(s *state.State) { v.Site, v.Cluster = s.Sites[c.SiteID].Name, s.ClusterID() })
 	writeJSON(w, http.StatusOK, v)
 }
 

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
+	"time"
 
 	"lintel/consensus/command"
 	"lintel/consensus/state"
@@ -30,8 +32,29 @@ func (a *API) walletCheckin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "too_many", "card_ids", "a phone checks in at most 100 cards at a time")
 		return
 	}
-	out := make([]checkinCard, 0, len(req.CardIDs))
+	// A card this replica does not know may be one activated a moment ago
+	// on another node: ask the leader before telling a phone to drop it.
+	var unknown bool
 	a.svc.Read(func(s *state.State) {
+		for _, id := range req.CardIDs {
+			if _, ok := s.Cards[id]; !ok {
+				unknown = true
+			}
+		}
+	})
+	if unknown {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := a.svc.Strong(ctx)
+		cancel()
+		if err != nil {
+			a.writeServiceError(w, err)
+			return
+		}
+	}
+	out := make([]checkinCard, 0, len(req.CardIDs))
+	var cluster string
+	a.svc.Read(func(s *state.State) {
+		cluster = s.ClusterID()
 		for _, id := range req.CardIDs {
 			c, ok := s.Cards[id]
 			switch {
@@ -43,7 +66,7 @@ func (a *API) walletCheckin(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"cards": out})
+	writeJSON(w, http.StatusOK, map[string]any{"cards": out, "cluster": cluster})
 }
 
 func (a *API) walletReceipt(w http.ResponseWriter, r *http.Request) {
