@@ -282,6 +282,15 @@ func TestRemoteUnlock(t *testing.T) {
 	if got := lastEvent(t, f.events); got.Kind != KindRemoteUnlock || got.By != "op-1" || got.ReaderID != "front" {
 		t.Fatalf("logged %+v", got)
 	}
+	p := f.card("c1", 0)
+	f.present("front", "c1", p)
+	if evs, _ := f.events.List(EventFilter{Kind: KindRemoteUnlock}); len(evs) != 1 || evs[0].By != "op-1" {
+		t.Fatalf("kind filter: %+v", evs)
+	}
+	if evs, _ := f.events.List(EventFilter{Kind: KindPresentation}); len(evs) != 1 || evs[0].CardID != "c1" {
+		t.Fatalf("kind filter: %+v", evs)
+	}
+	f.door.take()
 	if _, err := f.ctrl.Unlock("far", "op-1"); !errors.Is(err, ErrNotOwnReader) {
 		t.Fatalf("another node's reader: %v", err)
 	}

@@ -44,6 +44,7 @@ type EventFilter struct {
 	ReaderID string
 	CardID   string
 	Result   string
+	Kind     string
 	Limit    int // default and cap MaxEventPage
 }
 
@@ -119,7 +120,8 @@ func (l *EventLog) List(f EventFilter) ([]Event, error) {
 				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			if (f.ReaderID != "" && e.ReaderID != f.ReaderID) || (f.CardID != "" && e.CardID != f.CardID) ||
-				(f.Result != "" && e.Result != f.Result) || (!f.Since.IsZero() && e.Time.Before(f.Since)) {
+				(f.Result != "" && e.Result != f.Result) || (!f.Since.IsZero() && e.Time.Before(f.Since)) ||
+				(f.Kind != "" && e.Kind != f.Kind) {
 				continue
 			}
 			out = append(out, e)

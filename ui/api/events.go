@@ -14,7 +14,7 @@ import (
 // since is an event id (the last one seen) or an RFC 3339 time.
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request, p *Principal) {
 	q := r.URL.Query()
-	f := reader.EventFilter{ReaderID: q.Get("reader"), CardID: q.Get("card"), Result: q.Get("result")}
+	f := reader.EventFilter{ReaderID: q.Get("reader"), CardID: q.Get("card"), Result: q.Get("result"), Kind: q.Get("kind")}
 	if s := q.Get("since"); s != "" {
 		if id, err := strconv.ParseUint(s, 10, 64); err == nil {
 			f.SinceID = id
@@ -27,6 +27,12 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, p *Principal) {
 	}
 	if f.Result != "" && f.Result != "granted" && f.Result != "denied" {
 		writeError(w, http.StatusBadRequest, "invalid_value", "result", "result is granted or denied")
+		return
+	}
+	switch f.Kind {
+	case "", reader.KindPresentation, reader.KindRemoteUnlock, reader.KindEnrollment:
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_value", "kind", "kind is presentation, remote_unlock or enrollment")
 		return
 	}
 	if l := q.Get("limit"); l != "" {
