@@ -62,6 +62,16 @@ func TestRemoteUnlockDrivesTheRelay(t *testing.T) {
 	if json.Unmarshal([]byte(r.Body), &evs); len(evs.Items) != 1 || evs.Items[0].Kind != reader.KindRemoteUnlock || evs.Items[0].By != testnode.AdminEmail {
 		t.Fatalf("events: %s", r.Body)
 	}
+	// A BLE reader on a machine without Bluetooth: the adapter cannot be
+	// opened (logged); the node and its other readers go on.
+	r = c.Do(t, "POST", "/api/v1/readers", `{"id":"lab","name":"Lab","node_id":"n1","site_id":"`+site.ID+`","reader_config":"HQ","transport":"ble","ble_adapter":"hci0"}`, nil)
+	if r.StatusCode != 201 {
+		t.Fatalf("BLE reader: %d %s", r.StatusCode, r.Body)
+	}
+	if r = c.Do(t, "POST", "/api/v1/readers/lab/unlock", "", nil); r.StatusCode != 200 {
+		t.Fatalf("unlock of the BLE reader's door: %d %s", r.StatusCode, r.Body)
+	}
+	testnode.WaitReady(t, n)
 	c.Do(t, "POST", "/api/v1/readers/front/unlock", "", nil)
 	n.Stop()
 	if level(relay) != "0" {

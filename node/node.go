@@ -24,6 +24,7 @@ import (
 	"lintel/consensus/state"
 	"lintel/consensus/state/voucher"
 	"lintel/reader"
+	"lintel/reader/ble"
 	"lintel/replication"
 	"lintel/ui/api"
 )
@@ -47,6 +48,9 @@ type Node struct {
 	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
 
 	link       *reader.Link
+	ble        *ble.Transport
+	// readersChanged wakes the BLE loop when the readers table changes.
+	readersChanged chan struct{}
 	ctrl       *reader.Controller
 	events     *reader.EventLog
 	doors      *reader.RelayDoors
@@ -66,7 +70,8 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.LogOutput == nil {
 		cfg.LogOutput = os.Stderr
 	}
-	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), membersChanged: make(chan struct{}, 1), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), membersChanged: make(chan struct{}, 1), stop: make(chan struct{}),
+		readersChanged: make(chan struct{}, 1)}
 	n.log = slog.New(slog.NewTextHandler(cfg.LogOutput, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)})).With("node", cfg.NodeID)
 	var err error
 	if n.mail, err = newMailer(n); err != nil { // before Raft: observe pokes it while the log replays
@@ -169,9 +174,11 @@ func Start(cfg Config) (*Node, error) {
 		n.Stop()
 		return nil, err
 	}
+	n.ble = ble.New(n.ctrl, ble.Open, n.log)
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.watchQuorum()
+	go n.bleLoop()
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -260,6 +267,12 @@ func (n *Node) observe(changes []state.Change) {
 		if c.Table == "outbox" || c.Table == "*" {
 			n.mail.poke()
 		}
+		if c.Table == "readers" || c.Table == "*" {
+			select {
+			case n.readersChanged <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -335,6 +348,9 @@ func (n *Node) Stop() error {
 		close(n.stop)
 		if n.link != nil {
 			n.link.Close()
+		}
+		if n.ble != nil {
+			n.ble.Close()
 		}
 		if n.ctrl != nil {
 			n.ctrl.Close()
