@@ -47,15 +47,16 @@ type Node struct {
 	initAdmin   *command.Init
 	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
 
-	link       *reader.Link
-	ble        *ble.Transport
+	link *reader.Link
+	ble  *ble.Transport
 	// readersChanged wakes the BLE loop when the readers table changes.
 	readersChanged chan struct{}
-	ctrl       *reader.Controller
-	events     *reader.EventLog
-	doors      *reader.RelayDoors
-	started    time.Time
-	lastQuorum atomic.Int64 // unix nanos of the last moment the node had a quorum
+	ctrl           *reader.Controller
+	events         *reader.EventLog
+	doors          *reader.RelayDoors
+	started        time.Time
+	lastQuorum     atomic.Int64 // unix nanos of the last moment the node had a quorum
+	vkey           atomic.Pointer[ed25519.PrivateKey]
 
 	mail           *mailer // delivers the outbox while this node leads
 	reconcile      chan struct{}
@@ -163,7 +164,7 @@ func Start(cfg Config) (*Node, error) {
 	n.lastQuorum.Store(n.started.UnixNano())
 	n.ctrl, err = reader.NewController(reader.Config{
 		NodeID: cfg.NodeID, View: n.raft, Commit: n.commit, NewID: api.NewID, Quorum: n.quorum,
-		Events: n.events, Door: door, Log: n.log,
+		Events: n.events, Door: door, Log: n.log, VerdictKey: n.verdictKey,
 	})
 	if err != nil {
 		n.Stop()
@@ -402,6 +403,20 @@ func (n *Node) hasOtherVoters() bool {
 		}
 	}
 	return false
+}
+
+// verdictKey is the cluster's verdict key, derived once the cluster secret
+// is known (it never changes).
+func (n *Node) verdictKey() ed25519.PrivateKey {
+	if k := n.vkey.Load(); k != nil {
+		return *k
+	}
+	var k ed25519.PrivateKey
+	n.raft.Read(func(s *state.State) { k = s.VerdictKey() })
+	if k != nil {
+		n.vkey.Store(&k)
+	}
+	return k
 }
 
 // commit commits a command the reader controller made through the leader;

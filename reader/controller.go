@@ -2,6 +2,7 @@ package reader
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,9 @@ type Config struct {
 	Log     *slog.Logger
 	Timeout time.Duration // per read from the phone
 	Now     func() time.Time
+	// VerdictKey returns the cluster's verdict key (nil: verdicts go
+	// unsigned, before the cluster is initialised).
+	VerdictKey func() ed25519.PrivateKey
 }
 
 // Controller runs the readers of one node (SPEC 6): every transport hands
@@ -190,7 +194,7 @@ func (c *Controller) Exchange(conn Conn, readerID string) error {
 		c.cfg.Door.Show(readerID, FeedbackDenied)
 	}
 	c.record(Event{ReaderID: readerID, CardID: d.CardID, Cardholder: d.CardholderName, Granted: d.Granted, Reason: d.Reason})
-	v := exchange.Verdict{Granted: d.Granted, Reason: exchange.Reason(d.Reason), Delete: d.Delete, Nonce: nonce}
+	v := c.sign(exchange.Verdict{Granted: d.Granted, Reason: exchange.Reason(d.Reason), Delete: d.Delete, Nonce: nonce}, readerID, p.CardID)
 	if err := writeMsg(conn, v); err != nil || !d.Delete || key == nil {
 		return err
 	}
@@ -220,8 +224,19 @@ func (c *Controller) Exchange(conn Conn, readerID string) error {
 func (c *Controller) refuse(conn Conn, readerID string, nonce exchange.Nonce, cardID string, r exchange.Reason, cause error) error {
 	c.cfg.Door.Show(readerID, FeedbackDenied)
 	c.record(Event{ReaderID: readerID, CardID: cardID, Reason: string(r)})
-	writeMsg(conn, exchange.Verdict{Reason: r, Nonce: nonce})
+	writeMsg(conn, c.sign(exchange.Verdict{Reason: r, Nonce: nonce}, readerID, cardID))
 	return cause
+}
+
+// sign signs a verdict with the cluster's verdict key, when there is one.
+func (c *Controller) sign(v exchange.Verdict, readerID, cardID string) exchange.Verdict {
+	if c.cfg.VerdictKey == nil {
+		return v
+	}
+	if k := c.cfg.VerdictKey(); k != nil {
+		return exchange.SignVerdict(v, readerID, cardID, k)
+	}
+	return v
 }
 
 // decide makes the decision for p at reader rd, with the offline rules,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -98,6 +99,11 @@ func (f *fixture) start() {
 			return f.apply(c)
 		},
 		Quorum: func() (bool, time.Time) { return !f.noQ.Load(), f.lostAt },
+		VerdictKey: func() ed25519.PrivateKey {
+			var k ed25519.PrivateKey
+			f.Read(func(s *state.State) { k = s.VerdictKey() })
+			return k
+		},
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -370,6 +376,27 @@ func TestMaxUsesOffline(t *testing.T) {
 	}
 	if r := f.present("front", "c1", p); r.v.Granted || r.v.Reason != exchange.ReasonUsesExhausted {
 		t.Fatalf("after reconciling: %+v", r.v)
+	}
+}
+
+// Verdicts are signed with the cluster's verdict key over the reader, the
+// card and the verdict, so a phone can trust a delete instruction.
+func TestVerdictsAreSigned(t *testing.T) {
+	f := newFixture(t)
+	p := f.card("c1", 0)
+	var pub ed25519.PublicKey
+	f.Read(func(s *state.State) { pub = s.VerdictKey().Public().(ed25519.PublicKey) })
+	r := f.present("front", "c1", p)
+	if err := exchange.VerifyVerdict(r.v, "front", "c1", pub); err != nil || !r.v.Granted {
+		t.Fatalf("grant: %+v %v", r.v, err)
+	}
+	f.must(&command.RevokeCard{ID: "c1", AccountID: "acc"})
+	r = f.present("front", "c1", p)
+	if err := exchange.VerifyVerdict(r.v, "front", "c1", pub); err != nil || !r.v.Delete {
+		t.Fatalf("delete instruction: %+v %v", r.v, err)
+	}
+	if err := exchange.VerifyVerdict(r.v, "front", "c2", pub); err == nil {
+		t.Fatal("the signature does not bind the card")
 	}
 }
 

@@ -25,6 +25,8 @@ type PresentResult struct {
 	// Receipt: confirmed when the node committed the deletion receipt,
 	// pending when the next check-in must send it again.
 	Receipt string `json:"receipt,omitempty"`
+	// Ignored says why a delete instruction was not carried out.
+	Ignored string `json:"ignored,omitempty"`
 }
 
 // Present runs the credential exchange (SPEC 6.1) for card cardID (empty:
@@ -88,6 +90,14 @@ func (w *Wallet) Present(ctx context.Context, link, readerID, cardID string) (Pr
 	}
 	if !v.Delete {
 		return res, nil
+	}
+	if c.VerdictKey != nil {
+		// Only the cluster can tell this phone to destroy a card; a rogue
+		// reader's unsigned or forged instruction is ignored.
+		if err := exchange.VerifyVerdict(v, readerID, c.CardID, c.VerdictKey); err != nil {
+			res.Ignored = "delete instruction ignored: " + err.Error()
+			return res, nil
+		}
 	}
 	sig, err := w.Delete(c.CardID)
 	if err != nil {

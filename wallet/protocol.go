@@ -115,6 +115,7 @@ type activation struct {
 	LastName     string `json:"last_name"`
 	Status       string `json:"status"`
 	Cluster      string `json:"cluster"`
+	VerdictKey   []byte `json:"verdict_key"`
 }
 
 // Activate redeems an activation link: it makes a fresh P-256 key, sends
@@ -175,7 +176,7 @@ func (w *Wallet) Activate(ctx context.Context, activationURL string) (*Card, err
 	c := &Card{
 		CardID: ans.CardID, SiteID: ans.SiteID, Site: ans.Site, Kind: ans.Kind, ReaderConfig: ans.ReaderConfig,
 		PrivateID: ans.PrivateID, FirstName: ans.FirstName, LastName: ans.LastName, Status: ans.Status,
-		NodeURL: node, Cluster: ans.Cluster, ActivatedAt: w.now().UTC(), key: p.key,
+		NodeURL: node, Cluster: ans.Cluster, VerdictKey: ans.VerdictKey, ActivatedAt: w.now().UTC(), key: p.key,
 	}
 	// A card re-issued to this phone after a revoke has the same id: the
 	// new activation replaces whatever is left of the old one.
@@ -239,7 +240,8 @@ type checkinAnswer struct {
 		Status string `json:"status"`
 		Delete bool   `json:"delete"`
 	} `json:"cards"`
-	Cluster string `json:"cluster"`
+	Cluster    string `json:"cluster"`
+	VerdictKey []byte `json:"verdict_key"`
 }
 
 // Checkin asks the node for the status of every card held and carries out
@@ -307,6 +309,9 @@ func (w *Wallet) Checkin(ctx context.Context, nodeURL string) ([]CheckinResult, 
 				c.Status, r.Action = a.Status, ActionKept
 				if c.Cluster == "" {
 					c.Cluster = ans.Cluster // learnt from a node that knows the card
+				}
+				if c.VerdictKey == nil && c.Cluster == ans.Cluster {
+					c.VerdictKey = ans.VerdictKey
 				}
 			case a.Status == "deleted":
 				w.remove(c.CardID)

@@ -53,7 +53,10 @@ type Card struct {
 	// NodeURL is the node the card was activated at (scheme://host[:port]).
 	NodeURL string `json:"node_url"`
 	// Cluster is the id of the cluster that issued the card.
-	Cluster     string    `json:"cluster,omitempty"`
+	Cluster string `json:"cluster,omitempty"`
+	// VerdictKey is that cluster's public verdict key (Ed25519): a reader's
+	// delete instruction is carried out only when signed with it.
+	VerdictKey  []byte    `json:"verdict_key,omitempty"`
 	ActivatedAt time.Time `json:"activated_at"`
 	// Deleted is set once the card's key is destroyed; the entry stays only
 	// until the node has the deletion receipt.

@@ -61,14 +61,18 @@ type Presentation struct {
 }
 
 // Verdict ends an exchange (reader → phone). It carries the challenge's nonce,
-// so a recorded verdict means nothing in another exchange.
+// so a recorded verdict means nothing in another exchange. A verdict that
+// answers a presentation is signed with the cluster's verdict key (see
+// VerdictMessage), so a phone can tell a real delete instruction from a
+// rogue reader's.
 //
-//	flags u8 (bit 0 granted, bit 1 delete) | reason u8 | nonce [16]
+//	flags u8 (bit 0 granted, bit 1 delete, bit 2 signed) | reason u8 | nonce [16] | signature str8 (if signed)
 type Verdict struct {
-	Granted bool
-	Reason  Reason // ReasonNone if and only if granted
-	Delete  bool   // the phone must delete the card and send a Receipt
-	Nonce   Nonce
+	Granted   bool
+	Reason    Reason // ReasonNone if and only if granted
+	Delete    bool   // the phone must delete the card and send a Receipt
+	Nonce     Nonce
+	Signature []byte // Ed25519, 64 bytes, or none
 }
 
 // Receipt confirms that the phone deleted a card (phone → reader).
@@ -100,7 +104,11 @@ type Enrolled struct {
 const (
 	flagGranted = 1 << 0
 	flagDelete  = 1 << 1
+	flagSigned  = 1 << 2
 )
+
+// VerdictSignatureSize is the size of an Ed25519 signature.
+const VerdictSignatureSize = 64
 
 func (Challenge) Type() Type    { return TypeChallenge }
 func (Presentation) Type() Type { return TypePresentation }
@@ -200,6 +208,8 @@ func (v Verdict) Validate() error {
 		return fmt.Errorf("%w: granted with a delete instruction", ErrInconsistentVerdict)
 	case !v.Granted && v.Reason == ReasonNone:
 		return fmt.Errorf("%w: denied without a reason", ErrInconsistentVerdict)
+	case v.Signature != nil && len(v.Signature) != VerdictSignatureSize:
+		return fmt.Errorf("%w: a verdict signature is %d bytes, not %d", ErrMalformed, len(v.Signature), VerdictSignatureSize)
 	}
 	return nil
 }
@@ -247,9 +257,16 @@ func (v Verdict) Marshal() ([]byte, error) {
 	if v.Delete {
 		flags |= flagDelete
 	}
-	b := make([]byte, 0, 2+NonceSize)
+	if v.Signature != nil {
+		flags |= flagSigned
+	}
+	b := make([]byte, 0, 3+NonceSize+len(v.Signature))
 	b = append(b, flags, reasonCode[v.Reason])
-	return append(b, v.Nonce[:]...), nil
+	b = append(b, v.Nonce[:]...)
+	if v.Signature != nil {
+		b = appendStr8(b, string(v.Signature))
+	}
+	return b, nil
 }
 
 // Marshal encodes the payload; it refuses a message that Unmarshal would refuse.
@@ -302,10 +319,17 @@ func (v *Verdict) Unmarshal(b []byte) error {
 	flags := d.u8("flags")
 	code := d.u8("reason")
 	d.nonce(&m.Nonce)
+	if flags&flagSigned != 0 {
+		n := int(d.u8("signature length"))
+		if d.err == nil && n != VerdictSignatureSize {
+			d.err = fmt.Errorf("%w: a verdict signature is %d bytes, not %d", ErrMalformed, n, VerdictSignatureSize)
+		}
+		m.Signature = append([]byte(nil), d.take("signature", VerdictSignatureSize)...)
+	}
 	if err := d.finish(); err != nil {
 		return err
 	}
-	if flags&^(flagGranted|flagDelete) != 0 {
+	if flags&^(flagGranted|flagDelete|flagSigned) != 0 {
 		return fmt.Errorf("%w: unknown verdict flags 0x%02x", ErrMalformed, flags)
 	}
 	if int(code) >= len(reasons) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -276,6 +277,9 @@ type activationView struct {
 	Status       string `json:"status"`
 	// Cluster names the cluster, so the wallet can tell its cards apart.
 	Cluster string `json:"cluster"`
+	// VerdictKey is the cluster's public verdict key (base64 Ed25519): the
+	// wallet carries out a reader's delete instruction only when signed.
+	VerdictKey string `json:"verdict_key"`
 }
 
 // activate redeems a link: POST /activate/{token} {"public_key": base64 PKIX DER of a P-256 key}.
@@ -301,7 +305,9 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 	json.Unmarshal(val, &c)
 	v := activationView{CardID: c.ID, SiteID: c.SiteID, Kind: c.Kind, ReaderConfig: c.ReaderConfig, PrivateID: c.PrivateID,
 		FirstName: c.FirstName, LastName: c.LastName, Status: c.Status}
-	a.svc.Read(func(s *state.State) { v.Site, v.Cluster = s.Sites[c.SiteID].Name, s.ClusterID() })
+	a.svc.Read(func(s *state.State) {
+		v.Site, v.Cluster, v.VerdictKey = s.Sites[c.SiteID].Name, s.ClusterID(), verdictPublic(s)
+	})
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -363,4 +369,13 @@ func (a *API) offlineFirst(config bool, make func(id, account string) command.Bo
 		}
 		writeJSON(w, http.StatusAccepted, map[string]any{"queued": true, "id": c.ID})
 	}
+}
+
+// verdictPublic is the cluster's public verdict key, base64.
+func verdictPublic(s *state.State) string {
+	k := s.VerdictKey()
+	if k == nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
 }

@@ -52,9 +52,9 @@ func (a *API) walletCheckin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := make([]checkinCard, 0, len(req.CardIDs))
-	var cluster string
+	var cluster, vkey string
 	a.svc.Read(func(s *state.State) {
-		cluster = s.ClusterID()
+		cluster, vkey = s.ClusterID(), verdictPublic(s)
 		for _, id := range req.CardIDs {
 			c, ok := s.Cards[id]
 			switch {
@@ -66,7 +66,7 @@ func (a *API) walletCheckin(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"cards": out, "cluster": cluster})
+	writeJSON(w, http.StatusOK, map[string]any{"cards": out, "cluster": cluster, "verdict_key": vkey})
 }
 
 func (a *API) walletReceipt(w http.ResponseWriter, r *http.Request) {
