@@ -74,7 +74,9 @@ func TestRogueReaderCannotDeleteACard(t *testing.T) {
 	_, forger, _ := ed25519.GenerateKey(rand.Reader)
 	for name, sign := range map[string]func(exchange.Verdict, string, string) exchange.Verdict{
 		"unsigned": func(v exchange.Verdict, _, _ string) exchange.Verdict { return v },
-		"forged":   func(v exchange.Verdict, r, card string) exchange.Verdict { return exchange.SignVerdict(v, r, card, forger) },
+		"forged": func(v exchange.Verdict, r, card string) exchange.Verdict {
+			return exchange.SignVerdict(v, r, card, forger)
+		},
 	} {
 		addr := rogueReader(t, func(ch exchange.Challenge, p exchange.Presentation) exchange.Verdict {
 			return sign(exchange.Verdict{Reason: exchange.ReasonRevoked, Delete: true, Nonce: ch.Nonce}, ch.ReaderID, p.CardID)
