@@ -223,32 +223,68 @@ func TestDecide_ReissuedCardUsesNewKey(t *testing.T) {
 	}
 }
 
-// verify (cached key) and exchange.Verify (PKIX DER) agree on good and bad input.
+// verify (cached key, and no cache) and exchange.Verify (PKIX DER) agree on
+// good and bad input: altered and truncated signatures, other signers,
+// another reader, another nonce, a P-384 key, a key that is not PKIX.
 func TestVerifyAgreesWithExchange(t *testing.T) {
 	f := newFixture(t)
 	keys := NewKeyCache(4)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	der384, _ := x509.MarshalPKIXPublicKey(&p384.PublicKey)
-	for i := 0; i < 40; i++ {
+	outcomes := map[bool]int{}
+	for i := 0; i < 60; i++ {
 		signer := f.phones["pid"]
 		if i%3 == 1 {
 			signer = newPhone(t)
 		}
-		ch, pr := present(t, "r1", "site", "pid", signer)
+		reader := "r1"
+		if i%13 == 6 {
+			reader = "r2" // a challenge issued by another reader
+		}
+		ch, pr := present(t, reader, "site", "pid", signer)
 		if i%5 == 2 {
 			pr.Signature[i%len(pr.Signature)] ^= 0x10
 		}
 		if i%7 == 3 {
 			pr.Signature = pr.Signature[:len(pr.Signature)-1]
 		}
+		if i%17 == 8 {
+			pr.Nonce[0] ^= 1
+		}
 		card := f.s.Cards["pid"]
-		if i%11 == 4 {
+		switch {
+		case i%11 == 4:
 			card.Device = &state.Device{PublicKey: der384}
+		case i%19 == 9:
+			card.Device = &state.Device{PublicKey: card.Device.PublicKey[:len(card.Device.PublicKey)-1]}
 		}
-		want := exchange.Verify(pr, ch, card.Device.PublicKey) == nil
-		if got := verify(card, "r1", ch, pr, keys); got != want {
-			t.Fatalf("row %d: verify %v, exchange.Verify %v", i, got, want)
+		want := reader == "r1" && exchange.Verify(pr, ch, card.Device.PublicKey) == nil
+		for _, kc := range []*KeyCache{keys, nil} {
+			if got := verify(card, "r1", ch, pr, kc); got != want {
+				t.Fatalf("row %d (cache %v): verify %v, exchange.Verify %v", i, kc != nil, got, want)
+			}
 		}
+		outcomes[want]++
+	}
+	if outcomes[true] == 0 || outcomes[false] == 0 {
+		t.Fatalf("rows prove nothing: %v", outcomes)
+	}
+}
+
+// location is the site's Location, kept.
+func TestLocation(t *testing.T) {
+	at := time.Date(2025, 1, 15, 12, 0, 0, 0, time.UTC)
+	for _, tz := range []string{"", "UTC", "Europe/London", "America/New_York", "Asia/Kolkata", "Not/AZone"} {
+		site := state.Site{TimeZone: tz}
+		for range 2 { // loaded, then kept
+			got, want := location(site), site.Location()
+			if got.String() != want.String() || at.In(got).Format(time.RFC3339) != at.In(want).Format(time.RFC3339) {
+				t.Fatalf("%q: %v, want %v", tz, got, want)
+			}
+		}
+	}
+	if location(state.Site{TimeZone: "Europe/London"}) != location(state.Site{TimeZone: "Europe/London"}) {
+		t.Fatal("a time zone is loaded again")
 	}
 }
 

@@ -2,19 +2,19 @@ package decide
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/x509"
 	"sync"
+
+	"lintel/reader/exchange"
 )
 
 // DefaultKeyCacheSize bounds a KeyCache made with size ≤ 0.
 const DefaultKeyCacheSize = 65536
 
 // KeyCache keeps parsed device public keys by card id, so a presentation
-// does not re-parse PKIX DER. An entry also holds the key bytes it was parsed
-// from: a re-issued card's new key replaces the old one. It is bounded (when
-// full, an arbitrary entry is evicted) and safe for concurrent use. The nil
-// *KeyCache is valid and caches nothing.
+// does not re-parse PKIX DER (exchange.ParseDeviceKey). An entry also holds
+// the key bytes it was parsed from: a re-issued card's new key replaces the
+// old one. It is bounded (when full, an arbitrary entry is evicted) and safe
+// for concurrent use. The nil *KeyCache is valid and caches nothing.
 type KeyCache struct {
 	mu   sync.RWMutex
 	max  int
@@ -73,12 +73,8 @@ func (kc *KeyCache) Get(cardID string, der []byte) *ecdsa.PublicKey {
 
 // parseKey is exchange's key check: PKIX DER holding an ECDSA P-256 key.
 func parseKey(der []byte) *ecdsa.PublicKey {
-	pub, err := x509.ParsePKIXPublicKey(der)
+	k, err := exchange.ParseDeviceKey(der)
 	if err != nil {
-		return nil
-	}
-	k, ok := pub.(*ecdsa.PublicKey)
-	if !ok || k.Curve != elliptic.P256() {
 		return nil
 	}
 	return k

@@ -123,8 +123,9 @@ func verifySig(der, msg, sig []byte) error {
 
 // p256SPKIPrefix is the DER of a SubjectPublicKeyInfo for an uncompressed
 // P-256 point, up to the point: SEQUENCE { SEQUENCE { id-ecPublicKey,
-// prime256v1 }, BIT STRING (0 unused bits) }. Being DER, it is the only
-// encoding of such a key that crypto/x509 accepts.
+// prime256v1 }, BIT STRING (0 unused bits) }, as x509.MarshalPKIXPublicKey
+// writes it. For such input, x509.ParsePKIXPublicKey is
+// ecdsa.ParseUncompressedPublicKey of the 65 bytes after it.
 const p256SPKIPrefix = "\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01" +
 	"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07\x03\x42\x00"
 

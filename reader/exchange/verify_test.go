@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 
 	"lintel/consensus/command"
@@ -88,6 +89,33 @@ func TestVerify(t *testing.T) {
 		if err := Verify(tc.p, tc.c, tc.der); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+		// With the key parsed first, the answer is the same.
+		k, err := ParseDeviceKey(tc.der)
+		if err != nil {
+			if !errors.Is(err, ErrBadKey) || !errors.Is(tc.want, ErrBadKey) {
+				t.Errorf("%s: ParseDeviceKey: %v, want %v", tc.name, err, tc.want)
+			}
+			continue
+		}
+		if err := VerifyWithKey(tc.p, tc.c, k); !errors.Is(err, tc.want) {
+			t.Errorf("%s: VerifyWithKey: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if err := VerifyWithKey(p, c, nil); !errors.Is(err, ErrBadKey) {
+		t.Errorf("nil key: %v", err)
+	}
+	if err := VerifyWithKey(p, c, &p384.PublicKey); !errors.Is(err, ErrBadKey) {
+		t.Errorf("P-384 key: %v", err)
+	}
+	// The longest ids still verify (the message buffer is sized for them).
+	long := c
+	long.ReaderID = strings.Repeat("r", MaxIDLen)
+	lp, err := Respond(long, strings.Repeat("c", MaxIDLen), d.sign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := ParseDeviceKey(d.der); Verify(lp, long, d.der) != nil || VerifyWithKey(lp, long, k) != nil {
+		t.Error("longest ids")
 	}
 	if r := ReasonFor(Verify(p, otherNonce, d.der)); r != ReasonReplay {
 		t.Errorf("mismatched nonce → %s", r)
@@ -97,6 +125,80 @@ func TestVerify(t *testing.T) {
 	}
 	if r := ReasonFor(ErrNonceExpired); r != ReasonReplay {
 		t.Errorf("expired nonce → %s", r)
+	}
+}
+
+func TestAppendSignedMessage(t *testing.T) {
+	prefix := []byte("xyz")
+	got := AppendSignedMessage(prefix, testNonce, "rd", "c")
+	if !bytes.Equal(got, append([]byte("xyz"), SignedMessage(testNonce, "rd", "c")...)) {
+		t.Fatalf("%q", got)
+	}
+}
+
+// ParseDeviceKey accepts exactly what x509.ParsePKIXPublicKey accepts as a
+// P-256 key, and gives the same key: checked on good keys, every byte of one
+// altered three ways, every truncation, trailing bytes, an out-of-range
+// coordinate, a compressed point and keys of other kinds.
+func TestParseDeviceKey(t *testing.T) {
+	ref := func(der []byte) *ecdsa.PublicKey {
+		pub, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			return nil
+		}
+		k, ok := pub.(*ecdsa.PublicKey)
+		if !ok || k.Curve != elliptic.P256() {
+			return nil
+		}
+		return k
+	}
+	d := newDevice(t)
+	inputs := [][]byte{d.der, newDevice(t).der, nil, {}, append(bytes.Clone(d.der), 0)}
+	for i := range d.der {
+		for _, f := range []func(byte) byte{
+			func(b byte) byte { return b ^ 0x01 },
+			func(b byte) byte { return b ^ 0x80 },
+			func(byte) byte { return 0 },
+		} {
+			m := bytes.Clone(d.der)
+			m[i] = f(m[i])
+			inputs = append(inputs, m)
+		}
+		inputs = append(inputs, d.der[:i])
+	}
+	// X = p, the field prime: out of range, though the bytes fit.
+	overflow := bytes.Clone(d.der)
+	elliptic.P256().Params().P.FillBytes(overflow[27:59])
+	inputs = append(inputs, overflow)
+	// The compressed point, in a well-formed SPKI.
+	compressed := append([]byte{0x30, 0x39}, d.der[2:25]...)
+	compressed = append(compressed, 0x22, 0x00, 2+d.der[90]&1)
+	compressed = append(compressed, d.der[27:59]...)
+	inputs = append(inputs, compressed)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	for _, pub := range []any{&p384.PublicKey, edPub} {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, der)
+	}
+	accepted := 0
+	for i, der := range inputs {
+		want := ref(der)
+		got, err := ParseDeviceKey(der)
+		switch {
+		case want == nil && (err == nil || !errors.Is(err, ErrBadKey)):
+			t.Errorf("input %d (%x): %v, %v; x509 refuses it", i, der, got, err)
+		case want != nil && (err != nil || !got.Equal(want) || got.Curve != elliptic.P256()):
+			t.Errorf("input %d (%x): %v, %v; x509 accepts it", i, der, got, err)
+		case want != nil:
+			accepted++
+		}
+	}
+	if accepted < 2 {
+		t.Fatalf("only %d inputs accepted", accepted)
 	}
 }
 
