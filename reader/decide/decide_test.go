@@ -283,7 +283,8 @@ func TestLocation(t *testing.T) {
 			}
 		}
 	}
-	if location(state.Site{TimeZone: "Europe/London"}) != location(state.Site{TimeZone: "Europe/London"}) {
+	first := location(state.Site{TimeZone: "Europe/London"})
+	if again := location(state.Site{TimeZone: "Europe/London"}); again != first {
 		t.Fatal("a time zone is loaded again")
 	}
 }
