@@ -144,6 +144,15 @@ func New() *State {
 
 // reindex rebuilds the derived indexes after a restore.
 func (s *State) reindex() {
+	s.reindexTables()
+	s.resetCardIndexes(len(s.Cards))
+	for _, c := range s.Cards {
+		s.indexCard(c)
+	}
+}
+
+// reindexTables rebuilds the indexes of every table but the cards.
+func (s *State) reindexTables() {
 	s.operatorByEmail = make(map[string]string, len(s.Operators))
 	for id, o := range s.Operators {
 		s.operatorByEmail[normEmail(o.Email)] = id
@@ -160,11 +169,13 @@ func (s *State) reindex() {
 	for id, t := range s.Tokens {
 		s.tokenByHash[t.TokenHash] = id
 	}
+}
+
+// resetCardIndexes empties the card indexes, sized for n cards (most cards
+// have a private id), for indexCard to fill.
+func (s *State) resetCardIndexes(n int) {
 	s.cardByLink, s.cardByOldLink = map[string]string{}, map[string]string{}
-	s.privateIDs, s.holderConfigs, s.siteCards = map[string]int{}, map[string]int{}, map[string]int{}
-	for _, c := range s.Cards {
-		s.indexCard(c)
-	}
+	s.privateIDs, s.holderConfigs, s.siteCards = make(map[string]int, n), make(map[string]int, n), map[string]int{}
 }
 
 // Apply applies one command at a Raft index. It never panics on bad input:
@@ -369,10 +380,23 @@ func (s *State) Clone() *State {
 	return c
 }
 
-// Frozen is a copy of the tables only, for a snapshot to encode: the derived
-// indexes are rebuilt on restore, so copying them would be wasted work.
-// It must not be applied to.
+// Frozen is a copy of the tables only, without the derived indexes, for
+// reading; it must not be applied to. (Raft snapshots use Snapshot, which
+// copies the big tables more cheaply.)
 func (s *State) Frozen() *State {
+	c := s.frozenRest()
+	c.Cardholders = maps.Clone(s.Cardholders)
+	c.Cards = maps.Clone(s.Cards)
+	c.Outbox = maps.Clone(s.Outbox)
+	// History only grows: a copy of the slice header is immutable to readers
+	// (append may reuse capacity, but never rewrites old entries).
+	c.History = s.History[:len(s.History):len(s.History)]
+	return c
+}
+
+// frozenRest is Frozen without Cardholders, Cards, Outbox and History (nil):
+// Snapshot copies those four its own way.
+func (s *State) frozenRest() *State {
 	c := *s
 	c.Accounts = maps.Clone(s.Accounts)
 	c.Profiles = maps.Clone(s.Profiles)
@@ -381,9 +405,7 @@ func (s *State) Frozen() *State {
 	c.Sites = maps.Clone(s.Sites)
 	c.RemovedNodes = maps.Clone(s.RemovedNodes)
 	c.ReaderConfigs = maps.Clone(s.ReaderConfigs)
-	c.Cardholders = maps.Clone(s.Cardholders)
-	c.Cards = maps.Clone(s.Cards)
-	c.Outbox = maps.Clone(s.Outbox)
+	c.Cardholders, c.Cards, c.Outbox, c.History = nil, nil, nil, nil
 	c.Issuers = maps.Clone(s.Issuers)
 	c.Invitations = maps.Clone(s.Invitations)
 	c.Tokens = maps.Clone(s.Tokens)
@@ -392,10 +414,9 @@ func (s *State) Frozen() *State {
 	c.Readers = maps.Clone(s.Readers)
 	c.Schedules = maps.Clone(s.Schedules)
 	c.AccessLevels = maps.Clone(s.AccessLevels)
-	// Transfers and History only grow: a copy of the slice header is immutable
-	// to readers (append may reuse capacity, but never rewrites old entries).
+	// Transfers only grow: a copy of the slice header is immutable to readers
+	// (append may reuse capacity, but never rewrites old entries).
 	c.Transfers = s.Transfers[:len(s.Transfers):len(s.Transfers)]
-	c.History = s.History[:len(s.History):len(s.History)]
 	c.Vouchers = maps.Clone(s.Vouchers)
 	c.Dedup = maps.Clone(s.Dedup)
 	c.DedupRetry = append([]string(nil), s.DedupRetry...)
