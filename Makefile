@@ -36,6 +36,7 @@ cluster: build
 # The figures of SPEC section 9 that exist so far.
 bench: build
 	LINTEL_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./cluster-tests/ ./consensus/... ./ui/api/
+	$(GO) test -run '^$$' -bench 'Decide1M|DecideParallel|VerifyP256' -benchtime 20000x -benchmem -count 1 -timeout 30m ./reader/decide/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
