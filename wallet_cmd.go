@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"lintel/wallet"
 )
@@ -200,52 +201,38 @@ func walletCheckin(args []string, stdout, stderr io.Writer) int {
 }
 
 func walletPresent(args []string, stdout, stderr io.Writer) int {
-	const name = "lintel wallet present"
-	f := flag.NewFlagSet(name, flag.ContinueOnError)
-	path := walletFlag(f)
-	link := f.String("link", "", "`HOST:PORT` of the node's reader link (lintel serve --readers)")
-	readerID := f.String("reader", "", "`ID` of the reader to present the card to")
-	card := f.String("card", "", "`ID` of the card to present (default: the only card held)")
-	if _, code, ok := parseWalletFlags(f, name+" [--wallet FILE] --link HOST:PORT --reader ID [--card ID]", 0, args, stdout, stderr); !ok {
-		return code
-	}
-	if _, _, err := net.SplitHostPort(*link); err != nil {
-		fmt.Fprintf(stderr, "%s: --link %q is not HOST:PORT: the node's reader link address (see %s -h)\n", name, *link, name)
-		return 2
-	}
-	if *readerID == "" {
-		fmt.Fprintf(stderr, "%s: --reader is required: the id of the reader (see %s -h)\n", name, name)
-		return 2
-	}
-	w, err := wallet.Open(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: --wallet: %v\n", name, err)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*wallet.LinkTimeout)
-	defer cancel()
-	res, err := w.Present(ctx, *link, *readerID, *card)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 1
-	}
-	if err := printJSON(stdout, res); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 1
-	}
-	if res.Result != "granted" {
-		return 3
-	}
-	return 0
+	var card *string
+	return atReader("lintel wallet present", "[--card ID]", "the reader to present the card to", args, stdout, stderr,
+		func(f *flag.FlagSet) {
+			card = f.String("card", "", "`ID` of the card to present (default: the only card held)")
+		},
+		func(ctx context.Context, w *wallet.Wallet, link, readerID string) (any, bool, error) {
+			res, err := w.Present(ctx, link, readerID, *card)
+			return res, res.Result == "granted", err
+		})
 }
 
 func walletEnroll(args []string, stdout, stderr io.Writer) int {
-	const name = "lintel wallet enroll"
+	return atReader("lintel wallet enroll", "", "the armed reader", args, stdout, stderr, nil,
+		func(ctx context.Context, w *wallet.Wallet, link, readerID string) (any, bool, error) {
+			res, err := w.Enroll(ctx, link, readerID)
+			return res, res.Result == "enrolled", err
+		})
+}
+
+// atReader runs a wallet command at a reader through its node's reader
+// link: --link and --reader, then run; it prints run's JSON answer and
+// exits 0 when run succeeded, 3 when the reader said no, 1 on errors.
+func atReader(name, extraSynopsis, readerWhat string, args []string, stdout, stderr io.Writer,
+	extra func(*flag.FlagSet), run func(ctx context.Context, w *wallet.Wallet, link, readerID string) (any, bool, error)) int {
 	f := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := walletFlag(f)
 	link := f.String("link", "", "`HOST:PORT` of the node's reader link (lintel serve --readers)")
-	readerID := f.String("reader", "", "`ID` of the armed reader")
-	if _, code, ok := parseWalletFlags(f, name+" [--wallet FILE] --link HOST:PORT --reader ID", 0, args, stdout, stderr); !ok {
+	readerID := f.String("reader", "", "`ID` of "+readerWhat)
+	if extra != nil {
+		extra(f)
+	}
+	if _, code, ok := parseWalletFlags(f, strings.TrimSpace(name+" [--wallet FILE] --link HOST:PORT --reader ID "+extraSynopsis), 0, args, stdout, stderr); !ok {
 		return code
 	}
 	if _, _, err := net.SplitHostPort(*link); err != nil {
@@ -253,7 +240,7 @@ func walletEnroll(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *readerID == "" {
-		fmt.Fprintf(stderr, "%s: --reader is required: the id of the armed reader (see %s -h)\n", name, name)
+		fmt.Fprintf(stderr, "%s: --reader is required: the id of %s (see %s -h)\n", name, readerWhat, name)
 		return 2
 	}
 	w, err := wallet.Open(*path)
@@ -263,7 +250,7 @@ func walletEnroll(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wallet.LinkTimeout)
 	defer cancel()
-	res, err := w.Enroll(ctx, *link, *readerID)
+	res, ok, err := run(ctx, w, *link, *readerID)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
@@ -272,7 +259,7 @@ func walletEnroll(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	if res.Result != "enrolled" {
+	if !ok {
 		return 3
 	}
 	return 0
