@@ -1,14 +1,11 @@
 package wallet
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"time"
 
 	"lintel/consensus/state"
-	"lintel/reader"
 	"lintel/reader/exchange"
 )
 
@@ -28,31 +25,13 @@ func (w *Wallet) Enroll(ctx context.Context, link, readerID string) (EnrollResul
 		return EnrollResult{}, err
 	}
 	c := &Card{key: key, Kind: state.KindDeviceID, Status: state.CardActivated}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", link)
+	conn, r, ch, refused, err := openExchange(ctx, link, readerID)
 	if err != nil {
-		return EnrollResult{}, &NetError{Node: link, Err: err}
+		return EnrollResult{}, err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(LinkTimeout))
-	r := bufio.NewReader(conn)
-	if _, err := conn.Write(reader.Hello(readerID)); err != nil {
-		return EnrollResult{}, &NetError{Node: link, Err: err}
-	}
-	f, err := exchange.ReadFrame(r)
-	if err != nil {
-		return EnrollResult{}, fmt.Errorf("reader link: %w", err)
-	}
-	var v exchange.Verdict
-	if exchange.DecodeInto(f, &v) == nil {
-		return EnrollResult{Result: "denied", Reason: string(v.Reason)}, nil
-	}
-	var ch exchange.Challenge
-	if err := exchange.DecodeInto(f, &ch); err != nil {
-		return EnrollResult{}, fmt.Errorf("reader link: %w", err)
-	}
-	if ch.ReaderID != readerID {
-		return EnrollResult{}, fmt.Errorf("reader link: challenge from reader %q, not %q", ch.ReaderID, readerID)
+	if refused != nil {
+		return EnrollResult{Result: "denied", Reason: string(refused.Reason)}, nil
 	}
 	e, err := exchange.RespondEnrollment(ch, c.PublicKeyDER(), c.Sign)
 	if err != nil {
@@ -62,9 +41,11 @@ func (w *Wallet) Enroll(ctx context.Context, link, readerID string) (EnrollResul
 	if err := send(conn, e); err != nil {
 		return EnrollResult{}, &NetError{Node: link, Err: err}
 	}
-	if f, err = exchange.ReadFrame(r); err != nil {
+	f, err := exchange.ReadFrame(r)
+	if err != nil {
 		return EnrollResult{}, fmt.Errorf("reader link: %w", err)
 	}
+	var v exchange.Verdict
 	if exchange.DecodeInto(f, &v) == nil {
 		return EnrollResult{Result: "denied", Reason: string(v.Reason)}, nil
 	}

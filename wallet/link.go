@@ -36,38 +36,16 @@ func (w *Wallet) Present(ctx context.Context, link, readerID, cardID string) (Pr
 	if err != nil {
 		return PresentResult{}, err
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", link)
+	res := PresentResult{CardID: c.CardID}
+	conn, r, ch, refused, err := openExchange(ctx, link, readerID)
 	if err != nil {
-		return PresentResult{}, &NetError{Node: link, Err: err}
+		return res, err
 	}
 	defer conn.Close()
 	step := func() { conn.SetDeadline(time.Now().Add(LinkTimeout)) }
-	step()
-	r := bufio.NewReader(conn)
-	if _, err := conn.Write(reader.Hello(readerID)); err != nil {
-		return PresentResult{}, &NetError{Node: link, Err: err}
-	}
-	f, err := exchange.ReadFrame(r)
-	if err != nil {
-		return PresentResult{}, fmt.Errorf("reader link: %w", err)
-	}
-	res := PresentResult{CardID: c.CardID}
-	if f.Type == exchange.TypeVerdict {
-		// Refused before any challenge (not this node's reader).
-		var v exchange.Verdict
-		if err := exchange.DecodeInto(f, &v); err != nil {
-			return res, fmt.Errorf("reader link: %w", err)
-		}
-		res.Result, res.Reason = "denied", string(v.Reason)
+	if refused != nil {
+		res.Result, res.Reason = "denied", string(refused.Reason)
 		return res, nil
-	}
-	var ch exchange.Challenge
-	if err := exchange.DecodeInto(f, &ch); err != nil {
-		return res, fmt.Errorf("reader link: %w", err)
-	}
-	if ch.ReaderID != readerID {
-		return res, fmt.Errorf("reader link: challenge from reader %q, not %q", ch.ReaderID, readerID)
 	}
 	p, err := exchange.Respond(ch, c.CardID, c.Sign)
 	if err != nil {
@@ -119,6 +97,45 @@ func (w *Wallet) Present(ctx context.Context, link, readerID, cardID string) (Pr
 		}
 	}
 	return res, nil
+}
+
+// openExchange dials the reader link, names the reader and reads the
+// reader's first frame: its challenge, or a verdict refusing before any
+// challenge (not this node's reader).
+func openExchange(ctx context.Context, link, readerID string) (net.Conn, *bufio.Reader, exchange.Challenge, *exchange.Verdict, error) {
+	var ch exchange.Challenge
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", link)
+	if err != nil {
+		return nil, nil, ch, nil, &NetError{Node: link, Err: err}
+	}
+	fail := func(err error) (net.Conn, *bufio.Reader, exchange.Challenge, *exchange.Verdict, error) {
+		conn.Close()
+		return nil, nil, ch, nil, err
+	}
+	conn.SetDeadline(time.Now().Add(LinkTimeout))
+	r := bufio.NewReader(conn)
+	if _, err := conn.Write(reader.Hello(readerID)); err != nil {
+		return fail(&NetError{Node: link, Err: err})
+	}
+	f, err := exchange.ReadFrame(r)
+	if err != nil {
+		return fail(fmt.Errorf("reader link: %w", err))
+	}
+	if f.Type == exchange.TypeVerdict {
+		var v exchange.Verdict
+		if err := exchange.DecodeInto(f, &v); err != nil {
+			return fail(fmt.Errorf("reader link: %w", err))
+		}
+		return conn, r, ch, &v, nil
+	}
+	if err := exchange.DecodeInto(f, &ch); err != nil {
+		return fail(fmt.Errorf("reader link: %w", err))
+	}
+	if ch.ReaderID != readerID {
+		return fail(fmt.Errorf("reader link: challenge from reader %q, not %q", ch.ReaderID, readerID))
+	}
+	return conn, r, ch, nil, nil
 }
 
 func (w *Wallet) pick(cardID string) (*Card, error) {
