@@ -406,16 +406,37 @@ func (s *State) applyRevokeCard(c command.Command, b *command.RevokeCard, ch *ch
 	if rej != nil {
 		return nil, rej
 	}
+	if r := RevokeRefusal(card); r != nil {
+		return nil, r
+	}
 	if card.Status == CardPendingRevoke {
 		return card, nil // revoking twice is the same revoke
-	}
-	if card.Status != CardActivated {
-		return nil, reject(Conflict, "invalid_status", "", "only an activated card can be revoked; this one is %s", card.Status)
 	}
 	card.Status = CardPendingRevoke
 	card.RevokedAt = ptime(c.At)
 	s.putCard(card, ch)
 	return card, nil
+}
+
+// RevokeRefusal says why card cannot be revoked, or nil (revoking a
+// pending revoke again is allowed: it is the same revoke). The API checks
+// it on the local replica before queuing a revoke offline.
+func RevokeRefusal(card Card) *Rejection {
+	if card.Status != CardActivated && card.Status != CardPendingRevoke {
+		return reject(Conflict, "invalid_status", "", "only an activated card can be revoked; this one is %s", card.Status)
+	}
+	return nil
+}
+
+// LostRefusal says why card cannot be marked lost, or nil.
+func LostRefusal(card Card) *Rejection {
+	if card.Kind == KindConfig {
+		return reject(Conflict, "invalid_kind", "", "a configuration card is deleted, not marked lost")
+	}
+	if card.Status != CardPendingRevoke && card.Status != CardRevoked {
+		return reject(Conflict, "invalid_status", "", "only a revoked or pending-revoke card can be marked lost; this one is %s", card.Status)
+	}
+	return nil
 }
 
 func (s *State) applyConfirmRevoke(c command.Command, b *command.ConfirmRevoke, ch *changes) (any, *Rejection) {
@@ -446,19 +467,15 @@ func (s *State) applyMarkLost(c command.Command, b *command.MarkLost, ch *change
 	if rej != nil {
 		return nil, rej
 	}
-	if card.Kind == KindConfig {
-		return nil, reject(Conflict, "invalid_kind", "", "a configuration card is deleted, not marked lost")
+	if r := LostRefusal(card); r != nil {
+		return nil, r
 	}
-	switch card.Status {
-	case CardPendingRevoke:
+	if card.Status == CardPendingRevoke {
 		// The phone will never confirm: the debited credits are lost.
 		acc := s.Accounts[card.AccountID]
 		acc.Credits = acc.Credits.lose(card.Credits)
 		s.Accounts[acc.ID] = acc
 		ch.put("accounts", acc.ID)
-	case CardRevoked:
-	default:
-		return nil, reject(Conflict, "invalid_status", "", "only a revoked or pending-revoke card can be marked lost; this one is %s", card.Status)
 	}
 	card.Status, card.Credits = CardLost, 0
 	s.putCard(card, ch)

@@ -346,18 +346,17 @@ func (a *API) offlineFirst(config bool, make func(id, account string) command.Bo
 				return // answered
 			}
 		}
-		// No quorum: check the rule locally, then queue.
+		// No quorum: check the state's rule on the local replica, then queue.
+		var refusal *state.Rejection
 		switch body.(type) {
 		case *command.RevokeCard:
-			if c.Status != state.CardActivated && c.Status != state.CardPendingRevoke {
-				writeError(w, http.StatusConflict, "invalid_status", "", "only an activated card can be revoked; this one is "+c.Status)
-				return
-			}
+			refusal = state.RevokeRefusal(c)
 		case *command.MarkLost:
-			if c.Status != state.CardPendingRevoke && c.Status != state.CardRevoked {
-				writeError(w, http.StatusConflict, "invalid_status", "", "only a revoked or pending-revoke card can be marked lost; this one is "+c.Status)
-				return
-			}
+			refusal = state.LostRefusal(c)
+		}
+		if refusal != nil {
+			writeRejection(w, refusal)
+			return
 		}
 		cmd := command.Command{Header: command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC(), Node: a.nodeID}, Body: body}
 		if key := r.Header.Get("Idempotency-Key"); key != "" && len(key) <= 200 {
