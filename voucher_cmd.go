@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lintel/consensus/state/voucher"
+	"lintel/voucherkey"
 )
 
 const voucherUsage = `Usage:
@@ -76,12 +77,12 @@ func voucherKeygen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: --out is required: the file to write the private key to\n", name)
 		return 2
 	}
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	if err := voucher.WriteKeyFiles(*out, key, *force); err != nil {
+	if err := voucherkey.WriteKeyFiles(*out, key, *force); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Replacing an issuer key by accident would strand every
 			// cluster that trusts the old one.
@@ -142,7 +143,7 @@ func voucherIssue(args []string, stdout, stderr io.Writer) int {
 		}
 		at = t.UTC()
 	}
-	key, err := voucher.LoadPrivateKey(*keyPath)
+	key, err := voucherkey.LoadPrivateKey(*keyPath)
 	if err != nil {
 		return fail("--key: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lintel/consensus/state/voucher"
+	"lintel/voucherkey"
 )
 
 func keygen(t *testing.T, out string, extra ...string) (int, string, string) {
@@ -24,7 +25,7 @@ func TestVoucherKeygenThenIssue(t *testing.T) {
 	if code != 0 || errs != "" {
 		t.Fatalf("keygen: exit %d\n%s%s", code, out, errs)
 	}
-	pub, err := voucher.LoadPublicKey(keyFile + ".pub")
+	pub, err := voucherkey.LoadPublicKey(keyFile + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"lintel/consensus/state/voucher"
+	"lintel/voucherkey"
 )
 
 // TestMailExactlyOnceAcrossFailover: three nodes deliver activation
@@ -229,7 +230,7 @@ func (c *cluster) mailSetup(n *node) string {
 	if err := c.raw(n, 200, "GET", "/api/v1/session", "").decode(&sess); err != nil {
 		c.t.Fatal(err)
 	}
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err != nil {
 		c.t.Fatal(err)
 	}

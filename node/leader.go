@@ -10,6 +10,7 @@ import (
 	"lintel/consensus/state/voucher"
 	"lintel/replication"
 	"lintel/ui/api"
+	"lintel/voucherkey"
 )
 
 // maxVoters: at most five voters, always an odd number; further buildings
@@ -235,9 +236,9 @@ func (n *Node) loadDemo(ctx context.Context) {
 	n.applySystem(ctx, "demo-site-"+acc, &command.CreateSite{ID: site, AccountID: acc, Name: "Headquarters"})
 	n.applySystem(ctx, "demo-config-"+acc, &command.CreateReaderConfig{ID: api.NewID(), AccountID: acc, SiteID: site,
 		Source: "lintel-reader-config 1\n# The demo's reader configuration\nname = Headquarters\nmode.slide = short\n"})
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err == nil {
-		err = voucher.WriteKeyFiles(filepath.Join(n.cfg.DataDir, "demo-issuer.key"), key, true)
+		err = voucherkey.WriteKeyFiles(filepath.Join(n.cfg.DataDir, "demo-issuer.key"), key, true)
 	}
 	if err != nil {
 		n.log.Warn("demo issuer not made", "err", err)

@@ -28,6 +28,7 @@ import (
 	"lintel/consensus/state/voucher"
 	"lintel/internal/testnode"
 	"lintel/node"
+	"lintel/voucherkey"
 )
 
 // relay is a real SMTP server (go-smtp) on loopback that keeps what it accepts.
@@ -175,7 +176,7 @@ func mailSite(t *testing.T, c *testnode.Client) string {
 		} `json:"account"`
 	}
 	must(t, c, 200, "GET", "/api/v1/session", "", &sess)
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

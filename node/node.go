@@ -22,11 +22,11 @@ import (
 	"lintel/consensus"
 	"lintel/consensus/command"
 	"lintel/consensus/state"
-	"lintel/consensus/state/voucher"
 	"lintel/reader"
 	"lintel/reader/ble"
 	"lintel/replication"
 	"lintel/ui/api"
+	"lintel/voucherkey"
 )
 
 // Node is one running building node.
@@ -220,7 +220,7 @@ func (n *Node) prepareInit() error {
 		PasswordHash: string(hash), ClusterSecret: secret,
 	}
 	for _, f := range n.cfg.VoucherIssuers {
-		pub, err := voucher.LoadPublicKey(f)
+		pub, err := voucherkey.LoadPublicKey(f)
 		if err != nil {
 			return fmt.Errorf("--voucher-issuer %s: %w", f, err)
 		}

@@ -22,6 +22,7 @@ import (
 	"lintel/consensus/state"
 	"lintel/consensus/state/voucher"
 	"lintel/reader/exchange"
+	"lintel/voucherkey"
 )
 
 // fixture is one node's controller over a real state machine: commands are
@@ -72,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, s: state.New(), door: &recordDoor{}, dir: t.TempDir()}
 	f.must(&command.Init{AccountID: "acc", AccountName: "HQ", AccountKind: state.AccountEndCustomer, ProfileID: "prof",
 		OperatorID: "op", Email: "admin@example.com", PasswordHash: "$2a$hash", ClusterSecret: bytes.Repeat([]byte{7}, 32)})
-	key, _ := voucher.GenerateKey()
+	key, _ := voucherkey.GenerateKey()
 	f.must(&command.AddIssuer{KeyID: key.KeyID(), PublicKey: key.Public(), Name: "test"})
 	_, text := voucher.Issue(key, "acc", "v1", 100, time.Now().Add(-time.Hour))
 	f.must(&command.LoadVoucher{AccountID: "acc", Voucher: text})

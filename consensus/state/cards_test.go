@@ -12,6 +12,7 @@ import (
 
 	"lintel/consensus/command"
 	"lintel/consensus/state/voucher"
+	"lintel/voucherkey"
 )
 
 // registry is a harness with a site, a reader configuration and credits,
@@ -24,7 +25,7 @@ type registry struct {
 
 func newRegistry(t *testing.T, credits int64) *registry {
 	r := &registry{harness: newHarness(t)}
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestVouchersLoadOnce(t *testing.T) {
 	if l := r.ledger(); l.Loaded != 40 || l.Balance != 40 || l.LastLoaded == nil {
 		t.Fatalf("ledger %+v", l)
 	}
-	other, _ := voucher.GenerateKey()
+	other, _ := voucherkey.GenerateKey()
 	_, stranger := voucher.Issue(other, "acc", "v-2", 40, t0)
 	r.refuse(&command.LoadVoucher{AccountID: "acc", Voucher: stranger}, "unknown_issuer")
 	_, forOther := voucher.Issue(r.issuer, "someone-else", "v-3", 40, t0)

@@ -4,9 +4,9 @@ import (
 	"sort"
 	"strings"
 	"time"
-	_ "time/tzdata" // the same tz database on every node
 
 	"lintel/consensus/command"
+	"lintel/consensus/state/tz"
 )
 
 // Site defaults (SPEC 4.3, 4.4, 5.3).
@@ -29,8 +29,9 @@ type Site struct {
 	ActivationTTL       time.Duration `json:"activation_ttl"`
 	OfflineGrace        time.Duration `json:"offline_grace"`
 	OfflinePolicy       string        `json:"offline_policy"`
-	// TimeZone (IANA) in which schedules are read; the tz database is built
-	// into the binary, so every node reads it alike.
+	// TimeZone (IANA) in which schedules are read. Zones come only from the
+	// tz database embedded in the binary (package tz), never the host's
+	// zoneinfo, so every node reads them alike.
 	TimeZone string `json:"time_zone"`
 }
 
@@ -151,7 +152,7 @@ func (s *State) applyUpdateSite(b *command.UpdateSite, ch *changes) (any, *Rejec
 		site.OfflinePolicy = *b.OfflinePolicy
 	}
 	if b.TimeZone != nil {
-		if _, err := time.LoadLocation(*b.TimeZone); err != nil || *b.TimeZone == "" || *b.TimeZone == "Local" {
+		if _, err := tz.Load(*b.TimeZone); err != nil {
 			return nil, reject(Invalid, "invalid_value", "time_zone", "%q is not a time zone name such as Europe/Paris", *b.TimeZone)
 		}
 		site.TimeZone = *b.TimeZone
@@ -161,9 +162,14 @@ func (s *State) applyUpdateSite(b *command.UpdateSite, ch *changes) (any, *Rejec
 	return site, nil
 }
 
-// Location is the site's time zone (UTC if unknown).
+// Location is the site's time zone (UTC if unset or unknown), from the
+// embedded tz database; loaded zones are cached, so readers call it per
+// decision.
 func (x Site) Location() *time.Location {
-	if loc, err := time.LoadLocation(x.TimeZone); err == nil && x.TimeZone != "" {
+	if x.TimeZone == "" {
+		return time.UTC
+	}
+	if loc, err := tz.Load(x.TimeZone); err == nil {
 		return loc
 	}
 	return time.UTC

@@ -12,6 +12,7 @@ import (
 
 	"lintel/consensus/command"
 	"lintel/consensus/state/voucher"
+	"lintel/voucherkey"
 )
 
 // richLog applies a log that leaves a record in every table of the state,
@@ -24,7 +25,7 @@ func richLog(t *testing.T) *harness {
 	h := &harness{t: t, s: New(), at: t0}
 	h.mustApply(&command.Init{AccountID: "acc", AccountName: "HQ", AccountKind: AccountReseller, ProfileID: "prof",
 		OperatorID: "op", Email: "Admin@Example.com", PasswordHash: "$2a$hash", ClusterSecret: bytes.Repeat([]byte{7}, 32)})
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

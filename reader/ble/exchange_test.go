@@ -25,6 +25,7 @@ import (
 	"lintel/consensus/state/voucher"
 	"lintel/reader"
 	"lintel/reader/exchange"
+	"lintel/voucherkey"
 )
 
 // fixture is node n1 with reader "front" (and "far", a reader of node n2),
@@ -80,7 +81,7 @@ func newFixture(t *testing.T, timeout time.Duration) *fixture {
 	f := &fixture{t: t, s: state.New(), ended: make(chan error, 16)}
 	f.must(&command.Init{AccountID: "acc", AccountName: "HQ", AccountKind: state.AccountEndCustomer, ProfileID: "prof",
 		OperatorID: "op", Email: "admin@example.com", PasswordHash: "$2a$hash", ClusterSecret: bytes.Repeat([]byte{7}, 32)})
-	key, _ := voucher.GenerateKey()
+	key, _ := voucherkey.GenerateKey()
 	f.must(&command.AddIssuer{KeyID: key.KeyID(), PublicKey: key.Public(), Name: "test"})
 	_, text := voucher.Issue(key, "acc", "v1", 100, time.Now().Add(-time.Hour))
 	f.must(&command.LoadVoucher{AccountID: "acc", Voucher: text})

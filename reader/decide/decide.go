@@ -5,8 +5,6 @@ package decide
 
 import (
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"lintel/consensus/state"
@@ -139,30 +137,8 @@ func verify(c state.Card, readerID string, ch exchange.Challenge, p exchange.Pre
 	return k != nil && exchange.VerifyWithKey(p, ch, k) == nil
 }
 
-// maxZones bounds the time zones location keeps (the tz database has ~600).
-const maxZones = 1024
-
-var (
-	zones     sync.Map // time zone name → *time.Location
-	zoneCount atomic.Int32
-)
-
-// location is site.Location() without its cost per call: time.LoadLocation
-// reads and parses the zone's tz data each time (13–17 µs and 8.7 kB here).
-// A zone is loaded once per process, as time.Local is; site time zones are
-// checked names (UpdateSite), at most maxZones are kept.
+// location is the site's time zone: Site.Location, which loads it from the
+// tz database embedded in the binary (never the host's) and keeps it.
 func location(site state.Site) *time.Location {
-	if site.TimeZone == "" || site.TimeZone == "UTC" {
-		return time.UTC
-	}
-	if l, ok := zones.Load(site.TimeZone); ok {
-		return l.(*time.Location)
-	}
-	loc := site.Location()
-	if zoneCount.Load() < maxZones {
-		if _, had := zones.LoadOrStore(site.TimeZone, loc); !had {
-			zoneCount.Add(1)
-		}
-	}
-	return loc
+	return site.Location()
 }

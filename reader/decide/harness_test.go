@@ -15,6 +15,7 @@ import (
 	"lintel/consensus/state"
 	"lintel/consensus/state/voucher"
 	"lintel/reader/exchange"
+	"lintel/voucherkey"
 )
 
 // t0 is a Sunday; the harness clock advances one second per command.
@@ -32,7 +33,7 @@ func newRegistry(tb testing.TB, credits int64) *registry {
 	r := &registry{tb: tb, s: state.New(), at: t0}
 	r.must(&command.Init{AccountID: "acc", AccountName: "HQ", AccountKind: state.AccountEndCustomer, ProfileID: "prof",
 		OperatorID: "op", Email: "admin@example.com", PasswordHash: "$2a$hash", ClusterSecret: bytes.Repeat([]byte{7}, 32)})
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"lintel/consensus/state/voucher"
 	"lintel/internal/testnode"
+	"lintel/voucherkey"
 )
 
 const xlsxType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -43,7 +44,7 @@ func newIEFixture(t *testing.T) *ieFixture {
 	var sess struct{ Account struct{ ID, Name string } }
 	ieDecode(t, f.c.Do(t, "GET", "/api/v1/session", "", nil), &sess)
 	f.account = sess.Account.Name
-	key, _ := voucher.GenerateKey()
+	key, _ := voucherkey.GenerateKey()
 	expect(t, f.c.Do(t, "POST", "/api/v1/credits/issuers?name=integrator", string(voucher.MarshalPublicKey(key.Public())), nil), 201, "")
 	_, text := voucher.Issue(key, sess.Account.ID, "PO-ie", 100, time.Now())
 	expect(t, f.c.Do(t, "POST", "/api/v1/credits/vouchers", string(text), nil), 200, "")

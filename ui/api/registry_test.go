@@ -17,6 +17,7 @@ import (
 	"lintel/consensus/command"
 	"lintel/consensus/state/voucher"
 	"lintel/internal/testnode"
+	"lintel/voucherkey"
 )
 
 func decodeInto(t *testing.T, r testnode.Response, v any) {
@@ -48,12 +49,12 @@ func TestRegistryFlow(t *testing.T) {
 	decodeInto(t, c.Do(t, "GET", "/api/v1/session", "", nil), &sess)
 
 	// A credit issuer, a voucher, loaded once.
-	key, _ := voucher.GenerateKey()
+	key, _ := voucherkey.GenerateKey()
 	expect(t, c.Do(t, "POST", "/api/v1/credits/issuers?name=integrator", string(voucher.MarshalPublicKey(key.Public())), nil), 201, "")
 	_, text := voucher.Issue(key, sess.Account.ID, "PO-1", 100, time.Now())
 	expect(t, c.Do(t, "POST", "/api/v1/credits/vouchers", string(text), nil), 200, "")
 	expect(t, c.Do(t, "POST", "/api/v1/credits/vouchers", string(text), nil), 409, "voucher_used")
-	other, _ := voucher.GenerateKey()
+	other, _ := voucherkey.GenerateKey()
 	_, stranger := voucher.Issue(other, sess.Account.ID, "PO-2", 100, time.Now())
 	expect(t, c.Do(t, "POST", "/api/v1/credits/vouchers", string(stranger), nil), 403, "unknown_issuer")
 	if cr := credits(t, c); cr.Balance != 100 || cr.Available != 100 {

@@ -13,6 +13,7 @@ import (
 	"lintel/consensus/state/voucher"
 	"lintel/internal/testnode"
 	"lintel/node"
+	"lintel/voucherkey"
 )
 
 // Site is a ready node with an account holding 100 credits and one site with
@@ -41,7 +42,7 @@ func Setup(t testing.TB, id string) *Site {
 	s.Do(t, "GET", "/api/v1/session", "", 200, &session)
 	s.AccountID = session.Account.ID
 
-	key, err := voucher.GenerateKey()
+	key, err := voucherkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
 // Package voucher reads, writes, signs and verifies credit vouchers: small
 // signed texts through which credits enter the ledger (SPEC 5.4, 5.7).
 //
-// Parse and Verify use no clock, no randomness and no I/O: the replicated state
-// machine calls them, and every node must reach the same answer. The format is
-// described in FORMAT.md.
+// The package uses no clock, no randomness and no I/O: the replicated state
+// machine calls Parse and Verify, and every node must reach the same answer.
+// Generating keys and reading and writing key files is package voucherkey's
+// job. The formats are described in FORMAT.md.
 package voucher
 
 import (
