@@ -164,6 +164,7 @@ type node struct {
 	dir, logPath                string
 	http, raft, gossip, readers string
 	procs                       []*proc
+	paused                      bool // stopped by pause(): checkSameState leaves it out
 }
 
 func (n *node) String() string { return n.id }
@@ -246,6 +247,7 @@ func (n *node) pause() {
 	if err := n.cur().cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		n.c.t.Fatalf("%s: SIGSTOP: %v", n.id, err)
 	}
+	n.paused = true
 }
 
 func (n *node) resume() {
@@ -253,6 +255,7 @@ func (n *node) resume() {
 	if err := n.cur().cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		n.c.t.Fatalf("%s: SIGCONT: %v", n.id, err)
 	}
+	n.paused = false
 }
 
 // term sends SIGTERM and returns how long the process took to exit and its
@@ -313,6 +316,10 @@ func newCluster(t testing.TB, size int) *cluster {
 		c.nodes = append(c.nodes, n)
 	}
 	t.Cleanup(func() {
+		// Every test ends with its nodes holding the same state.
+		if !t.Failed() && !t.Skipped() {
+			c.checkSameState()
+		}
 		for _, n := range c.nodes {
 			for _, p := range n.procs {
 				if p.exited() && !p.expected {
