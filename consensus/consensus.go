@@ -73,7 +73,7 @@ type Raft struct {
 	logs      *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	cache     raft.LogStore
-	notify    chan bool
+	mark      *appliedMark
 }
 
 // Open opens (or creates) the Raft state in DataDir/raft and DataDir/snapshots.
@@ -120,23 +120,36 @@ func Open(c Config) (*Raft, error) {
 		store.Close()
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.Bind, adv, 5, 10*time.Second, logger)
+	mark, err := openAppliedMark(filepath.Join(raftDir, "applied"))
 	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("raft listen on %s: %w", c.Bind, err)
-	}
-	f := newFSM(c.Observe)
-	rc := raftConfig(c, logger)
-	// A buffered NotifyCh, not LeaderCh: leadership changes must not be dropped.
-	notify := make(chan bool, 64)
-	rc.NotifyCh = notify
-	r, err := raft.NewRaft(rc, f, cache, store, snaps, trans)
-	if err != nil {
-		trans.Close()
 		store.Close()
 		return nil, err
 	}
-	return &Raft{cfg: c, raft: r, fsm: f, logs: store, transport: trans, cache: cache, notify: notify}, nil
+	f := newFSM(c.Observe)
+	if err := f.recover(cache, snaps, mark, c.DataDir, logger); err != nil {
+		mark.Close()
+		store.Close()
+		return nil, err
+	}
+	trans, err := raft.NewTCPTransportWithLogger(c.Bind, adv, 5, 10*time.Second, logger)
+	if err != nil {
+		mark.Close()
+		store.Close()
+		return nil, fmt.Errorf("raft listen on %s: %w", c.Bind, err)
+	}
+	rc := raftConfig(c, logger)
+	// recover restored the newest snapshot and replayed the log after it.
+	rc.NoSnapshotRestoreOnStart = true
+	// No NotifyCh: Raft blocks on a full one. LeaderCh keeps the latest
+	// change and never blocks; the leader loop rechecks State every second.
+	r, err := raft.NewRaft(rc, f, cache, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		mark.Close()
+		store.Close()
+		return nil, err
+	}
+	return &Raft{cfg: c, raft: r, fsm: f, logs: store, transport: trans, cache: cache, mark: mark}, nil
 }
 
 // HasState reports whether DataDir already holds Raft state.
@@ -187,20 +200,29 @@ func (r *Raft) Apply(ctx context.Context, c command.Command) (uint64, state.Resu
 	return r.ApplyEncoded(ctx, b)
 }
 
-// ApplyEncoded submits an already encoded command (a forwarded write).
+// ApplyEncoded submits an already encoded command (a forwarded write). It
+// waits no longer than ctx (5 s without a deadline): a future Raft never
+// answers must not hold a request, or a node, for good.
 func (r *Raft) ApplyEncoded(ctx context.Context, b []byte) (uint64, state.Result, error) {
-	timeout := 5 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	timeout := time.Until(deadline(ctx))
+	if timeout <= 0 || ctx.Err() != nil {
+		// raft.Apply takes 0 as "wait forever"; nothing was submitted.
+		return 0, state.Result{}, fmt.Errorf("not submitted: %w", context.DeadlineExceeded)
 	}
 	start := time.Now()
 	fut := r.raft.Apply(b, timeout)
-	if err := fut.Error(); err != nil {
+	if err := wait(ctx, fut); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
 			return 0, state.Result{}, ErrNotLeader
 		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout),
-			errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
+			errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown),
+			errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			return 0, state.Result{}, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 		}
 		return 0, state.Result{}, err
@@ -208,8 +230,38 @@ func (r *Raft) ApplyEncoded(ctx context.Context, b []byte) (uint64, state.Result
 	if r.cfg.ApplyLatency != nil {
 		r.cfg.ApplyLatency.Observe(time.Since(start).Seconds())
 	}
-	res, _ := fut.Response().(state.Result)
-	return fut.Index(), res, nil
+	switch res := fut.Response().(type) {
+	case state.Result:
+		return fut.Index(), res, nil
+	case *Halt:
+		// Committed, but this node cannot apply it: the others do.
+		return 0, state.Result{}, fmt.Errorf("%w: %v", ErrUnknownOutcome, res)
+	}
+	return fut.Index(), state.Result{}, nil
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+// wait waits for a Raft future, but no longer than ctx.
+func wait(ctx context.Context, fut raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- fut.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// within waits for a future at most d.
+func within(d time.Duration, fut raft.Future) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return wait(ctx, fut)
 }
 
 // WaitForIndex returns once the local state reflects index, so a node that
@@ -235,7 +287,7 @@ func (r *Raft) ReadIndex(ctx context.Context) (uint64, error) {
 	if r.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
-	if err := r.raft.VerifyLeader().Error(); err != nil {
+	if err := wait(ctx, r.raft.VerifyLeader()); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, ErrNotLeader
 		}
@@ -295,7 +347,7 @@ func (r *Raft) LastIndex() uint64             { return r.raft.LastIndex() }
 func (r *Raft) LastContact() time.Time        { return r.raft.LastContact() }
 func (r *Raft) LeaderCh() <-chan bool         { return r.raft.LeaderCh() }
 func (r *Raft) LocalAddr() string             { return string(r.transport.LocalAddr()) }
-func (r *Raft) Barrier(d time.Duration) error { return r.raft.Barrier(d).Error() }
+func (r *Raft) Barrier(d time.Duration) error { return within(d+time.Second, r.raft.Barrier(d)) }
 
 // Server is one member of the Raft configuration.
 type Server struct {
@@ -307,7 +359,7 @@ type Server struct {
 // Servers returns the current Raft configuration.
 func (r *Raft) Servers() ([]Server, error) {
 	f := r.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
+	if err := within(5*time.Second, f); err != nil {
 		return nil, err
 	}
 	var out []Server
@@ -325,21 +377,21 @@ func (r *Raft) AddServer(id, addr string, voter bool) error {
 	} else {
 		f = r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second)
 	}
-	return leaderErr(f.Error())
+	return leaderErr(within(11*time.Second, f))
 }
 
 // RemoveServer removes a server; on the leader only.
 func (r *Raft) RemoveServer(id string) error {
-	return leaderErr(r.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error())
+	return leaderErr(within(11*time.Second, r.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second)))
 }
 
 // TransferLeadership hands leadership to another voter, if there is one.
 func (r *Raft) TransferLeadership() error {
-	return r.raft.LeadershipTransfer().Error()
+	return within(5*time.Second, r.raft.LeadershipTransfer())
 }
 
 // Snapshot forces a snapshot now (tests and benchmarks).
-func (r *Raft) Snapshot() error { return r.raft.Snapshot().Error() }
+func (r *Raft) Snapshot() error { return within(time.Minute, r.raft.Snapshot()) }
 
 func leaderErr(err error) error {
 	if errors.Is(err, raft.ErrNotLeader) {
@@ -352,8 +404,12 @@ func leaderErr(err error) error {
 func (r *Raft) Close() error {
 	err := r.raft.Shutdown().Error()
 	r.transport.Close()
+	r.mark.Close()
 	if cerr := r.logs.Close(); err == nil {
 		err = cerr
 	}
 	return err
 }
+
+// Halted says why this node stopped applying the log; nil while it applies.
+func (r *Raft) Halted() *Halt { return r.fsm.halt.Load() }

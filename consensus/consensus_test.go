@@ -3,6 +3,7 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -262,15 +263,32 @@ func TestFSMSkipsIgnorableUnknownCommand(t *testing.T) {
 	if r.AppliedIndex() < idx {
 		t.Fatal("applied index did not move past the skipped entry")
 	}
-	// A non-ignorable unknown type is refused loudly and changes nothing.
+	// A non-ignorable unknown type stops this node's apply, loudly: the
+	// command committed, so it is neither skipped nor answered as refused.
 	bad := append([]byte{0x7e, command.Version}, good[2:]...)
-	_, res, err = r.ApplyEncoded(ctx, bad)
-	if err != nil || res.Err == nil || res.Err.Code != "undecodable_command" {
-		t.Fatalf("unknown: %v %+v", err, res)
+	badIdx := r.AppliedIndex() + 1
+	_, _, err = r.ApplyEncoded(ctx, bad)
+	if !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("undecodable: %v", err)
+	}
+	h := r.Halted()
+	if h == nil || h.Index < badIdx || h.Type != "type 126" {
+		t.Fatalf("halt = %+v", h)
 	}
 	var init bool
 	r.Read(func(s *state.State) { init = s.Initialized })
 	if init {
 		t.Fatal("an undecodable command changed state")
+	}
+	// Nothing after it is applied, and no snapshot claims it was.
+	before := r.AppliedIndex()
+	if _, _, err := r.Apply(ctx, initCmd()); !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("apply after the halt: %v", err)
+	}
+	if r.AppliedIndex() != before {
+		t.Fatal("applied past an undecodable command")
+	}
+	if err := r.Snapshot(); err == nil {
+		t.Fatal("a halted node took a snapshot")
 	}
 }

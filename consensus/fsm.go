@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"runtime/debug"
 	"sync"
@@ -14,15 +15,40 @@ import (
 )
 
 // fsm adapts state.State to Raft: decode → dispatch → state, a batch at a time.
+//
+// Three paths apply entries, one at a time (amu): Raft's FSM goroutine, the
+// replay of the log up to the durable mark when the node opens, and a
+// follower catching up from its own log on a commit it learned of from the
+// leader (CatchUp). Every path applies an entry once: an entry at or below the
+// applied index is skipped, so the paths may hand over the same entries.
 type fsm struct {
+	amu     sync.Mutex // one apply path at a time
 	mu      sync.RWMutex
 	st      *state.State
 	applied atomic.Uint64 // index of the last log the state reflects
+	seen    uint64        // the last index Raft itself handed over (amu)
+	mark    *appliedMark  // nil in tests that need no durability
+	halt    atomic.Pointer[Halt]
 
 	wmu    sync.Mutex
 	notify chan struct{} // closed and replaced whenever applied moves
 
 	observe func([]state.Change) // called after each batch, outside the lock
+}
+
+// Halt says why this node stopped applying the log: a command it cannot
+// decode (only a newer build writes one) or a mark it could not write. A
+// halted node keeps its state as it was at Index-1 and serves it as stale;
+// nothing is guessed and nothing is skipped. A restart replays from the mark
+// and stops at the same place until the cause is fixed.
+type Halt struct {
+	Index  uint64
+	Type   string // the command type byte, or "mark"
+	Reason string
+}
+
+func (h *Halt) Error() string {
+	return fmt.Sprintf("apply stopped at index %d (%s): %s", h.Index, h.Type, h.Reason)
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -35,35 +61,79 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies the logs Raft hands over in one write lock.
+// ApplyBatch applies the logs Raft hands over.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	f.amu.Lock()
+	defer f.amu.Unlock()
+	if n := len(logs); n > 0 && logs[n-1].Index > f.seen {
+		f.seen = logs[n-1].Index
+	}
+	return f.applyLocked(logs, true)
+}
+
+// applyLocked applies logs under amu. durable: write the mark first (the
+// replay at open applies what the mark already covers).
+func (f *fsm) applyLocked(logs []*raft.Log, durable bool) []any {
 	out := make([]any, len(logs))
+	if h := f.halt.Load(); h != nil {
+		for i := range out {
+			out[i] = h
+		}
+		return out
+	}
+	applied := f.applied.Load()
+	first := 0
+	for first < len(logs) && logs[first].Index <= applied {
+		first++ // applied already by another path
+	}
+	todo := logs[first:]
+	if len(todo) == 0 {
+		return out
+	}
+	if durable && f.mark != nil {
+		if err := f.mark.Set(todo[len(todo)-1].Index); err != nil {
+			h := &Halt{Index: todo[0].Index, Type: "mark", Reason: err.Error()}
+			f.halt.Store(h)
+			for i := first; i < len(out); i++ {
+				out[i] = h
+			}
+			return out
+		}
+	}
 	var all []state.Change
+	last := applied
 	f.mu.Lock()
-	for i, l := range logs {
+apply:
+	for i, l := range todo {
 		if l.Type != raft.LogCommand {
-			f.st.Index = l.Index
+			f.st.Index, last = l.Index, l.Index
 			continue
 		}
 		c, err := command.Decode(l.Data)
 		switch {
 		case errors.Is(err, command.ErrSkippable):
-			f.st.Index = l.Index
+			f.st.Index, last = l.Index, l.Index
 			continue
 		case err != nil:
-			// Only a newer build writes what this one cannot read; say so loudly
-			// and change nothing rather than guess.
-			f.st.Index = l.Index
-			out[i] = state.Result{Err: &state.Rejection{Kind: state.Invalid, Code: "undecodable_command", Message: err.Error()}}
-			continue
+			// Only a newer build writes what this one cannot read: stop here,
+			// loudly, rather than guess or skip (the others apply it).
+			typ := "empty"
+			if len(l.Data) > 0 {
+				typ = fmt.Sprintf("type %d", l.Data[0])
+			}
+			h := &Halt{Index: l.Index, Type: typ, Reason: err.Error()}
+			f.halt.Store(h)
+			for j := first + i; j < len(out); j++ {
+				out[j] = h
+			}
+			break apply
 		}
 		res, ch := f.st.Apply(l.Index, c)
-		out[i] = res
+		out[first+i] = res
 		all = append(all, ch...)
+		last = l.Index
 	}
-	if n := len(logs); n > 0 {
-		f.applied.Store(logs[n-1].Index)
-	}
+	f.applied.Store(last)
 	f.mu.Unlock()
 	f.wake()
 	if f.observe != nil && len(all) > 0 {
@@ -85,9 +155,22 @@ func (f *fsm) waitCh() <-chan struct{} {
 	return f.notify
 }
 
+// errAhead: the state holds entries Raft has not handed over yet (replayed
+// at open or caught up from the log); a snapshot now would be labelled with
+// Raft's older index and replay those entries twice after a restore.
+var errAhead = errors.New("the state is ahead of what raft applied; snapshot later")
+
 // Snapshot takes an immutable copy; Persist sorts and encodes it outside the
 // lock. Raft calls Snapshot between applies, so the copy is all applies wait for.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.amu.Lock()
+	defer f.amu.Unlock()
+	if h := f.halt.Load(); h != nil {
+		return nil, h
+	}
+	if f.applied.Load() > f.seen {
+		return nil, errAhead
+	}
 	f.mu.RLock()
 	c := f.st.Snapshot()
 	f.mu.RUnlock()
@@ -103,10 +186,21 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	f.amu.Lock()
+	defer f.amu.Unlock()
+	if f.mark != nil {
+		// The snapshot is on disk before Raft restores it; the mark must not
+		// point past it into a log Raft may have compacted.
+		if err := f.mark.Reset(st.Index); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	f.st = st
 	f.applied.Store(st.Index)
+	f.seen = st.Index
 	f.mu.Unlock()
+	f.halt.Store(nil)
 	f.wake()
 	if f.observe != nil {
 		f.observe([]state.Change{{Index: st.Index, Table: "*", Op: "restore"}})

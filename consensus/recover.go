@@ -1,0 +1,75 @@
+package consensus
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"lintel/consensus/state"
+)
+
+// recover brings the state back to what this node had applied before it
+// stopped, before Raft starts: the newest snapshot, then the log after it up
+// to the durable mark. hashicorp/raft alone would restore the snapshot and
+// wait for a leader to name the commit index, so a node restarting cut off
+// would serve an older replica (NoSnapshotRestoreOnStart hands the restore
+// to us). It attaches the mark last, so the replay does not rewrite it.
+func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *appliedMark, dataDir string, log hclog.Logger) error {
+	observe := f.observe
+	f.observe = nil // nothing watches yet; one restore event at the end
+	defer func() { f.observe = observe }()
+
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots in %s: %w", filepath.Join(dataDir, "snapshots"), err)
+	}
+	if len(metas) > 0 {
+		// The newest, as Raft picks it when it opens with NoSnapshotRestoreOnStart.
+		meta := metas[0]
+		path := filepath.Join(dataDir, "snapshots", meta.ID)
+		_, rc, err := snaps.Open(meta.ID)
+		if err != nil {
+			return fmt.Errorf("snapshot %s cannot be opened (%v): move it aside and restart to catch up from the other nodes", path, err)
+		}
+		if err := f.Restore(rc); err != nil {
+			return fmt.Errorf("snapshot %s is damaged (%v): move it aside and restart to catch up from the other nodes", path, err)
+		}
+		f.seen = meta.Index // Raft counts from here
+	}
+	from, to := f.applied.Load()+1, mark.Index()
+	const batch = 256
+	for from <= to {
+		logsIn := make([]*raft.Log, 0, batch)
+		for i := from; i <= to && len(logsIn) < batch; i++ {
+			l := new(raft.Log)
+			if err := logs.GetLog(i, l); err != nil {
+				// Only a snapshot installed from the leader compacts the log
+				// below the mark, and it resets the mark first.
+				log.Warn("log entry below the applied mark is missing; stopping the replay there", "index", i, "mark", to, "error", err)
+				to = i - 1
+				break
+			}
+			logsIn = append(logsIn, l)
+		}
+		if len(logsIn) == 0 {
+			break
+		}
+		f.amu.Lock()
+		f.applyLocked(logsIn, false)
+		f.amu.Unlock()
+		if f.halt.Load() != nil {
+			break
+		}
+		from = logsIn[len(logsIn)-1].Index + 1
+	}
+	if n := f.applied.Load(); n > 0 {
+		log.Info("replica recovered", "applied_index", n, "mark", mark.Index())
+	}
+	f.mark = mark
+	if observe != nil {
+		observe([]state.Change{{Index: f.applied.Load(), Table: "*", Op: "restore"}})
+	}
+	return nil
+}

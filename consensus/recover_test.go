@@ -1,0 +1,166 @@
+package consensus
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+)
+
+// threeNodes starts a three-voter cluster in this process.
+func threeNodes(t *testing.T) ([]*Raft, []string) {
+	t.Helper()
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	rs := []*Raft{open(t, "n1", dirs[0]), open(t, "n2", dirs[1]), open(t, "n3", dirs[2])}
+	rs[0].Bootstrap()
+	leader := waitLeader(t, rs[0])
+	for _, r := range rs[1:] {
+		if err := leader.AddServer(r.cfg.NodeID, r.LocalAddr(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustApply(t, leader, initCmd())
+	return rs, dirs
+}
+
+func closeAll(rs []*Raft) {
+	for _, r := range rs {
+		if r != nil {
+			r.Close()
+		}
+	}
+}
+
+// Raft blocks on a full NotifyCh; one nobody read froze a node on its 33rd
+// leadership win. After 120 leadership changes every node still commits.
+func TestManyLeadershipChangesDoNotFreeze(t *testing.T) {
+	rs, _ := threeNodes(t)
+	defer closeAll(rs)
+	changes := 0
+	for changes < 120 {
+		l := waitLeader(t, rs...)
+		done := make(chan error, 1)
+		go func() { done <- l.TransferLeadership() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a leadership transfer hung after %d changes", changes)
+		}
+		changes++
+	}
+	l := waitLeader(t, rs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	idx, res, err := l.Apply(ctx, cmd(1, &command.CreateSite{ID: "s1", AccountID: "acc", Name: "After"}))
+	if err != nil || res.Err != nil {
+		t.Fatalf("write after %d leadership changes: %v %v", changes, err, res.Err)
+	}
+	for _, r := range rs {
+		if err := r.WaitForIndex(ctx, idx); err != nil {
+			t.Fatalf("%s after %d leadership changes: %v", r.cfg.NodeID, changes, err)
+		}
+		if _, err := r.Servers(); err != nil {
+			t.Fatalf("%s configuration: %v", r.cfg.NodeID, err)
+		}
+	}
+}
+
+// A node that restarts alone, with no leader to name the commit index,
+// serves everything it had applied: with a snapshot and entries after it,
+// and with no snapshot at all.
+func TestRestartCutOffServesWhatItApplied(t *testing.T) {
+	for _, snap := range []bool{true, false} {
+		t.Run(fmt.Sprintf("snapshot=%v", snap), func(t *testing.T) {
+			rs, dirs := threeNodes(t)
+			defer closeAll(rs)
+			leader := waitLeader(t, rs...)
+			for i := 1; i <= 5; i++ {
+				mustApply(t, leader, cmd(i, &command.CreateSite{ID: fmt.Sprintf("s%d", i), AccountID: "acc", Name: fmt.Sprintf("Site %d", i)}))
+			}
+			// n3 follows; the node that restarts is a follower.
+			var f *Raft
+			var fi int
+			for i, r := range rs {
+				if r != leader {
+					f, fi = r, i
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if snap {
+				if err := f.WaitForIndex(ctx, leader.AppliedIndex()); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Snapshot(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			last := mustApply(t, leader, cmd(6, &command.DeleteSite{ID: "s2", AccountID: "acc"}))
+			if err := f.WaitForIndex(ctx, last); err != nil {
+				t.Fatal(err)
+			}
+			want := stateBytes(f)
+			// Everyone stops; f comes back alone.
+			closeAll(rs)
+			rs = nil
+			r := open(t, f.cfg.NodeID, dirs[fi])
+			rs = []*Raft{r}
+			if r.AppliedIndex() < last {
+				t.Fatalf("restarted alone at applied index %d, had applied %d", r.AppliedIndex(), last)
+			}
+			var gone bool
+			r.Read(func(s *state.State) { _, ok := s.Sites["s2"]; gone = !ok })
+			if !gone {
+				t.Fatal("a site deleted before the restart is back")
+			}
+			if got := stateBytes(r); !bytes.Equal(got, want) {
+				t.Fatalf("state after a cut-off restart differs")
+			}
+		})
+	}
+}
+
+// The mark survives a torn write: the other slot still holds an index.
+func TestAppliedMarkSurvivesTornWrite(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "applied")
+	m, err := openAppliedMark(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 5; i++ {
+		if err := m.Set(i * 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	b, _ := os.ReadFile(p)
+	// The last write (50) went to slot 0; tear it.
+	b[3] ^= 0xff
+	os.WriteFile(p, b, 0o600)
+	m, err = openAppliedMark(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Index() != 40 {
+		t.Fatalf("after a torn write: %d, want 40", m.Index())
+	}
+	if err := m.Reset(7); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	m, _ = openAppliedMark(p)
+	defer m.Close()
+	if m.Index() != 7 {
+		t.Fatalf("after reset: %d, want 7", m.Index())
+	}
+}
