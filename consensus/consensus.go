@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -71,9 +72,15 @@ type Raft struct {
 	raft      *raft.Raft
 	fsm       *fsm
 	logs      *raftboltdb.BoltStore
-	transport *raft.NetworkTransport
+	transport *tapTransport
 	cache     raft.LogStore
 	mark      *appliedMark
+	cur       *currency
+	curPath   string
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (or creates) the Raft state in DataDir/raft and DataDir/snapshots.
@@ -126,6 +133,7 @@ func Open(c Config) (*Raft, error) {
 		return nil, err
 	}
 	f := newFSM(c.Observe)
+	f.log = logger
 	if err := f.recover(cache, snaps, mark, c.DataDir, logger); err != nil {
 		mark.Close()
 		store.Close()
@@ -137,20 +145,55 @@ func Open(c Config) (*Raft, error) {
 		store.Close()
 		return nil, fmt.Errorf("raft listen on %s: %w", c.Bind, err)
 	}
+	cur := &currency{asOf: loadCurrent(filepath.Join(raftDir, "current"))}
+	f.onApply = cur.applied
+	tap := newTap(trans, func(commit uint64) { cur.seen(commit, time.Now(), f.applied.Load()) })
 	rc := raftConfig(c, logger)
 	// recover restored the newest snapshot and replayed the log after it.
 	rc.NoSnapshotRestoreOnStart = true
 	// No NotifyCh: Raft blocks on a full one. LeaderCh keeps the latest
 	// change and never blocks; the leader loop rechecks State every second.
-	r, err := raft.NewRaft(rc, f, cache, store, snaps, trans)
+	r, err := raft.NewRaft(rc, f, cache, store, snaps, tap)
 	if err != nil {
-		trans.Close()
+		tap.Close()
 		mark.Close()
 		store.Close()
 		return nil, err
 	}
-	return &Raft{cfg: c, raft: r, fsm: f, logs: store, transport: trans, cache: cache, mark: mark}, nil
+	rf := &Raft{cfg: c, raft: r, fsm: f, logs: store, transport: tap, cache: cache, mark: mark,
+		cur: cur, curPath: filepath.Join(raftDir, "current"), stop: make(chan struct{}), done: make(chan struct{})}
+	go rf.currencyLoop()
+	return rf, nil
 }
+
+// currencyLoop samples the leader's own commit index (followers learn it
+// from the leader's messages) and keeps the last current time on disk.
+func (r *Raft) currencyLoop() {
+	defer close(r.done)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	var saved time.Time
+	for {
+		select {
+		case <-r.stop:
+			return
+		case now := <-t.C:
+			if r.raft.State() == raft.Leader {
+				r.cur.seen(r.raft.CommitIndex(), now, r.fsm.applied.Load())
+			}
+			if asOf := r.cur.current(); asOf.Sub(saved) > 5*time.Second {
+				if err := saveCurrent(r.curPath, asOf); err == nil {
+					saved = asOf
+				}
+			}
+		}
+	}
+}
+
+// CurrentAsOf is the last moment this node's state held everything the
+// leader had committed, as far as the node knew: the time the door's
+// offline grace counts from. Zero when it never was (a new node).
+func (r *Raft) CurrentAsOf() time.Time { return r.cur.current() }
 
 // HasState reports whether DataDir already holds Raft state.
 func HasState(dataDir string) (bool, error) {
@@ -400,8 +443,18 @@ func leaderErr(err error) error {
 	return err
 }
 
-// Close stops Raft and closes the log.
+// Close stops Raft and closes the log; a second call does nothing.
 func (r *Raft) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *Raft) close() error {
+	close(r.stop)
+	<-r.done
+	if asOf := r.cur.current(); !asOf.IsZero() {
+		saveCurrent(r.curPath, asOf)
+	}
 	err := r.raft.Shutdown().Error()
 	r.transport.Close()
 	r.mark.Close()

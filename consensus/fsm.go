@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"lintel/consensus/command"
@@ -34,6 +35,8 @@ type fsm struct {
 	notify chan struct{} // closed and replaced whenever applied moves
 
 	observe func([]state.Change) // called after each batch, outside the lock
+	onApply func(applied uint64) // called after each batch, outside the lock
+	log     hclog.Logger
 }
 
 // Halt says why this node stopped applying the log: a command it cannot
@@ -93,7 +96,7 @@ func (f *fsm) applyLocked(logs []*raft.Log, durable bool) []any {
 	if durable && f.mark != nil {
 		if err := f.mark.Set(todo[len(todo)-1].Index); err != nil {
 			h := &Halt{Index: todo[0].Index, Type: "mark", Reason: err.Error()}
-			f.halt.Store(h)
+			f.halted(h)
 			for i := first; i < len(out); i++ {
 				out[i] = h
 			}
@@ -122,12 +125,13 @@ apply:
 				typ = fmt.Sprintf("type %d", l.Data[0])
 			}
 			h := &Halt{Index: l.Index, Type: typ, Reason: err.Error()}
-			f.halt.Store(h)
+			f.halted(h)
 			for j := first + i; j < len(out); j++ {
 				out[j] = h
 			}
 			break apply
 		}
+		// AppendedAt is the leader's stamp, stored with the entry: the same on every node.
 		res, ch := f.st.Apply(l.Index, c)
 		out[first+i] = res
 		all = append(all, ch...)
@@ -136,10 +140,21 @@ apply:
 	f.applied.Store(last)
 	f.mu.Unlock()
 	f.wake()
+	if f.onApply != nil {
+		f.onApply(last)
+	}
 	if f.observe != nil && len(all) > 0 {
 		f.observe(all)
 	}
 	return out
+}
+
+func (f *fsm) halted(h *Halt) {
+	f.halt.Store(h)
+	if f.log != nil {
+		f.log.Error("this node stopped applying the log; it serves its replica as stale until restarted with a build that can apply it",
+			"index", h.Index, "type", h.Type, "reason", h.Reason)
+	}
 }
 
 func (f *fsm) wake() {

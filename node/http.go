@@ -46,9 +46,15 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	leader, _ := n.raft.Leader()
 	var initialized bool
 	n.raft.Read(func(s *state.State) { initialized = s.Initialized })
-	if leader == "" {
+	unwritten, failing := n.ctrl.Unwritten()
+	switch h := n.raft.Halted(); {
+	case h != nil:
+		reason = "this node stopped applying the log: " + h.Error() + "; upgrade it to the cluster's version (or free its disk) and restart it"
+	case !failing.IsZero():
+		reason = fmt.Sprintf("the event log cannot be written since %s (%d events held): free the disk of the data dir", failing.UTC().Format(time.RFC3339), unwritten)
+	case leader == "":
 		reason = "no leader known"
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		idx, err := n.fwd.ReadIndex(ctx)
 		cancel()

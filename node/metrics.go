@@ -3,6 +3,7 @@ package node
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"time"
 )
 
 type metrics struct {
@@ -35,6 +36,25 @@ func newMetrics(n *Node) *metrics {
 		gauge("lintel_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.raft.CommitIndex()) }),
 		gauge("lintel_raft_applied_index", "Raft index the local state reflects.", func() float64 { return float64(n.raft.AppliedIndex()) }),
 		gauge("lintel_raft_last_index", "Last index in this node's Raft log.", func() float64 { return float64(n.raft.LastIndex()) }),
+		gauge("lintel_apply_halted", "1 when this node stopped applying the log (an undecodable command, or the applied mark could not be written).", func() float64 {
+			if n.raft.Halted() != nil {
+				return 1
+			}
+			return 0
+		}),
+		gauge("lintel_replica_stale_seconds", "Seconds since this node's replica last held everything the leader had committed (0 while current).", func() float64 {
+			if ok, since := n.current(); !ok {
+				return time.Since(since).Seconds()
+			}
+			return 0
+		}),
+		gauge("lintel_events_unwritten", "Access events held in memory because the event log cannot be written.", func() float64 {
+			if n.ctrl == nil {
+				return 0
+			}
+			k, _ := n.ctrl.Unwritten()
+			return float64(k)
+		}),
 		&labelled{
 			desc: prometheus.NewDesc("lintel_raft_state", "1 for this node's current Raft state.", []string{"state"}, nil),
 			values: func() map[string]float64 {

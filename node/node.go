@@ -56,6 +56,7 @@ type Node struct {
 	doors          *reader.RelayDoors
 	started        time.Time
 	lastQuorum     atomic.Int64 // unix nanos of the last moment the node had a quorum
+	lastCurrent    atomic.Int64 // unix nanos of the last moment the node was current
 	vkey           atomic.Pointer[ed25519.PrivateKey]
 
 	mail           *mailer // delivers the outbox while this node leads
@@ -162,8 +163,15 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.started = time.Now()
 	n.lastQuorum.Store(n.started.UnixNano())
+	// A node restarting counts its offline grace from when it was last
+	// current, not from its start.
+	if asOf := n.raft.CurrentAsOf(); !asOf.IsZero() && asOf.Before(n.started) {
+		n.lastCurrent.Store(asOf.UnixNano())
+	} else {
+		n.lastCurrent.Store(n.started.UnixNano())
+	}
 	n.ctrl, err = reader.NewController(reader.Config{
-		NodeID: cfg.NodeID, View: n.raft, Commit: n.commit, NewID: api.NewID, Quorum: n.quorum,
+		NodeID: cfg.NodeID, View: n.raft, Commit: n.commit, NewID: api.NewID, Quorum: n.quorum, Current: n.current,
 		Events: n.events, Door: door, Log: n.log, VerdictKey: n.verdictKey,
 	})
 	if err != nil {
@@ -449,18 +457,43 @@ func (n *Node) quorum() (bool, time.Time) {
 	return false, time.Unix(0, n.lastQuorum.Load())
 }
 
+// current tells whether this node's replica holds what the cluster
+// committed: it has a quorum, it applies, and it has applied up to the
+// leader's commit index as known within the last second. Hearing heartbeats
+// is not enough: a node whose disk is full hears them and applies nothing.
+func (n *Node) current() (bool, time.Time) {
+	now := time.Now()
+	ok, _ := n.quorum()
+	if ok && n.raft.Halted() == nil && now.Sub(n.raft.CurrentAsOf()) < quorumContact {
+		n.lastCurrent.Store(now.UnixNano())
+		return true, time.Time{}
+	}
+	last := time.Unix(0, n.lastCurrent.Load())
+	if asOf := n.raft.CurrentAsOf(); asOf.After(last) {
+		last = asOf // current until then, whatever the sampling saw
+	}
+	return false, last
+}
+
 // watchQuorum samples the quorum so that the time it was lost is known
 // even when no door asked in between.
 func (n *Node) watchQuorum() {
 	defer n.wg.Done()
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	var lastHaltLog time.Time
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
-			n.quorum()
+			n.current()
+			if h := n.raft.Halted(); h != nil && n.raft.IsLeader() && time.Since(lastHaltLog) > 5*time.Second {
+				// A leader that cannot apply cannot answer writes: hand over.
+				lastHaltLog = time.Now()
+				n.log.Error("this node stopped applying the log; handing leadership over", "index", h.Index, "type", h.Type, "reason", h.Reason)
+				go n.raft.TransferLeadership()
+			}
 		}
 	}
 }

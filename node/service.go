@@ -238,3 +238,10 @@ func (n *Node) unlockHandler() http.Handler {
 func (s service) HasQuorum() bool { ok, _ := s.n.quorum(); return ok }
 
 func (s service) QueueOffline(c command.Command) error { return s.n.ctrl.WithholdOffline(c) }
+
+func (s service) Snapshot(ctx context.Context) (uint64, error) {
+	if err := s.n.raft.Snapshot(); err != nil {
+		return 0, err
+	}
+	return s.n.raft.AppliedIndex(), nil
+}

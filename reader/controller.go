@@ -43,7 +43,11 @@ type Config struct {
 	NewID func() string
 	// Quorum tells whether the node can commit now and, when it cannot,
 	// since when. Nil: always.
-	Quorum  func() (ok bool, lostAt time.Time)
+	Quorum func() (ok bool, lostAt time.Time)
+	// Current tells whether the node's replica holds everything the
+	// cluster committed (it applies, not merely hears the leader) and,
+	// when not, since when; the offline grace counts from then. Nil: Quorum.
+	Current func() (ok bool, since time.Time)
 	Events  *EventLog
 	Door    Door
 	Log     *slog.Logger
@@ -76,7 +80,14 @@ type Controller struct {
 	withheld map[string]exchange.Reason
 	// offlineUses: uses granted offline and not yet committed, by card.
 	offlineUses map[string]int64
+	// unwritten: events the event log refused (a full or failing disk),
+	// oldest first, retried before every new event; since when it fails.
+	unwritten    []Event
+	failingSince time.Time
 }
+
+// maxUnwritten bounds the events held while the log cannot be written.
+const maxUnwritten = 10000
 
 // NewController starts a controller and its queue's drain loop.
 func NewController(cfg Config) (*Controller, error) {
@@ -94,6 +105,9 @@ func NewController(cfg Config) (*Controller, error) {
 	}
 	if cfg.Quorum == nil {
 		cfg.Quorum = func() (bool, time.Time) { return true, time.Time{} }
+	}
+	if cfg.Current == nil {
+		cfg.Current = cfg.Quorum
 	}
 	if cfg.NewID == nil {
 		return nil, errors.New("reader: NewID is required")
@@ -278,7 +292,7 @@ func (c *Controller) decide(rd state.Reader, ch exchange.Challenge, p exchange.P
 	if !d.Granted {
 		return d, key
 	}
-	ok, lostAt := c.cfg.Quorum()
+	ok, lostAt := c.current()
 	offline := !ok
 	if offline && site.OfflinePolicy != state.OfflineKeep && now.Sub(lostAt) > site.OfflineGrace {
 		// SPEC 5.3: cut off longer than the grace, the node cannot confirm
@@ -404,12 +418,66 @@ func (c *Controller) record(e Event) Event {
 	if c.cfg.Events == nil {
 		return e
 	}
-	out, err := c.cfg.Events.Append(e)
-	if err != nil {
-		c.cfg.Log.Error("event log append", "err", err)
-		return e
+	c.flushUnwritten() // older events first, in order
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.unwritten) == 0 {
+		out, err := c.cfg.Events.Append(e)
+		if err == nil {
+			c.failingSince = time.Time{}
+			return out
+		}
+		if c.failingSince.IsZero() {
+			c.failingSince = c.cfg.Now()
+		}
+		c.cfg.Log.Error("event log append failed; the event is kept in memory and retried", "err", err)
 	}
-	return out
+	// Never lost silently: the event itself goes to the node's log, and
+	// the node counts as not current until the log takes events again, so
+	// past the offline grace the site's offline policy applies.
+	c.cfg.Log.Error("event not written", "time", e.Time, "kind", e.Kind, "reader", e.ReaderID, "card", e.CardID,
+		"result", e.Result, "reason", e.Reason, "by", e.By, "held", len(c.unwritten)+1)
+	if len(c.unwritten) < maxUnwritten {
+		c.unwritten = append(c.unwritten, e)
+	}
+	return e
+}
+
+// flushUnwritten retries the events the log refused, oldest first.
+func (c *Controller) flushUnwritten() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.unwritten) == 0 || c.cfg.Events == nil {
+		return
+	}
+	for len(c.unwritten) > 0 {
+		if _, err := c.cfg.Events.Append(c.unwritten[0]); err != nil {
+			return
+		}
+		c.unwritten = c.unwritten[1:]
+	}
+	c.failingSince = time.Time{}
+	c.cfg.Log.Info("event log writable again; held events written")
+}
+
+// Unwritten is how many events wait for the event log, and since when it
+// has refused them.
+func (c *Controller) Unwritten() (int, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.unwritten), c.failingSince
+}
+
+// current is Current, and not current while events cannot be written.
+func (c *Controller) current() (bool, time.Time) {
+	ok, since := c.cfg.Current()
+	c.mu.Lock()
+	failing := c.failingSince
+	c.mu.Unlock()
+	if !failing.IsZero() && (ok || failing.Before(since)) {
+		return false, failing
+	}
+	return ok, since
 }
 
 // WithholdOffline takes a revoke or a lost mark made while the node has no
@@ -504,6 +572,7 @@ func (c *Controller) drain() {
 		case <-t.C:
 		case <-c.kick:
 		}
+		c.flushUnwritten()
 		if ok, _ := c.cfg.Quorum(); !ok {
 			continue
 		}

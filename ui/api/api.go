@@ -42,6 +42,8 @@ type Service interface {
 	// QueueOffline takes a revoke or lost mark on a node without a quorum:
 	// enforced at its readers at once, committed when the quorum is back.
 	QueueOffline(c command.Command) error
+	// Snapshot makes this node write a Raft snapshot now and returns its index.
+	Snapshot(ctx context.Context) (uint64, error)
 }
 
 // Errors a Service returns that the API turns into 503.
@@ -91,6 +93,7 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /api/v1/cluster", a.auth("cluster", "view", a.getCluster))
 	m.HandleFunc("DELETE /api/v1/cluster/nodes/{id}", a.auth("cluster", "delete", a.removeNode))
+	m.HandleFunc("POST /api/v1/cluster/snapshot", a.auth("cluster", "delete", a.snapshot))
 
 	m.HandleFunc("GET /api/v1/sites", a.auth("sites", "view", a.listSites))
 	m.HandleFunc("POST /api/v1/sites", a.auth("sites", "create", a.createSite))

@@ -44,6 +44,23 @@ func (a *API) getCluster(w http.ResponseWriter, r *http.Request, p *Principal) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// snapshot writes a snapshot of the answering node's replica now (before
+// maintenance, or to compact its log); administrators only.
+func (a *API) snapshot(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if p.Profile.Name != state.AdministratorProfile {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may snapshot a node")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	idx, err := a.svc.Snapshot(ctx)
+	if err != nil {
+		writeError(w, http.StatusConflict, "snapshot_failed", "", "no snapshot was taken: "+err.Error()+"; try again in a moment")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx})
+}
+
 func (a *API) removeNode(w http.ResponseWriter, r *http.Request, p *Principal) {
 	if p.Profile.Name != state.AdministratorProfile {
 		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may remove a node")

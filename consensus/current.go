@@ -1,0 +1,153 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// currency tracks how current this node's state is: the last moment at
+// which it had applied everything the leader had committed as far as this
+// node knew. Heartbeats alone say nothing about that: a node whose disk is
+// full hears every heartbeat, applies nothing, and would keep deciding on a
+// replica that no longer holds the latest revocations.
+//
+// Followers learn the leader's commit index from every AppendEntries (not
+// from heartbeats, which carry none; the leader sends one at least every
+// CommitTimeout); a leader samples its own commit index.
+type currency struct {
+	mu      sync.Mutex
+	pending []commitSeen // commits known but not applied yet, oldest first
+	asOf    time.Time
+}
+
+type commitSeen struct {
+	index uint64
+	at    time.Time
+}
+
+// maxPending bounds the list; a node that falls far behind keeps the oldest
+// sample, which only makes it look staler than it is.
+const maxPending = 1024
+
+// seen records that the leader had committed index at time at, and whether
+// applied already covers it.
+func (c *currency) seen(index uint64, at time.Time, applied uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if index <= applied {
+		c.pending = c.pending[:0]
+		if at.After(c.asOf) {
+			c.asOf = at
+		}
+		return
+	}
+	if n := len(c.pending); n > 0 && c.pending[n-1].index >= index {
+		return // known already, at an earlier time
+	}
+	if len(c.pending) >= maxPending {
+		// Keep the first sample; replace the newest.
+		c.pending[len(c.pending)-1] = commitSeen{index, at}
+		return
+	}
+	c.pending = append(c.pending, commitSeen{index, at})
+}
+
+// applied moves asOf to the newest commit the state now covers.
+func (c *currency) applied(applied uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for n < len(c.pending) && c.pending[n].index <= applied {
+		if c.pending[n].at.After(c.asOf) {
+			c.asOf = c.pending[n].at
+		}
+		n++
+	}
+	if n > 0 {
+		c.pending = append(c.pending[:0], c.pending[n:]...)
+	}
+}
+
+func (c *currency) current() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asOf
+}
+
+// tapTransport passes every RPC to Raft and notes the leader's commit
+// index carried by AppendEntries on the way.
+type tapTransport struct {
+	*raft.NetworkTransport
+	ch   chan raft.RPC
+	done chan struct{}
+	once sync.Once
+}
+
+func newTap(t *raft.NetworkTransport, onAppend func(commit uint64)) *tapTransport {
+	tp := &tapTransport{NetworkTransport: t, ch: make(chan raft.RPC), done: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case rpc := <-t.Consumer():
+				if a, ok := rpc.Command.(*raft.AppendEntriesRequest); ok && a.LeaderCommitIndex > 0 {
+					onAppend(a.LeaderCommitIndex)
+				}
+				select {
+				case tp.ch <- rpc:
+				case <-tp.done:
+					return
+				}
+			case <-tp.done:
+				return
+			}
+		}
+	}()
+	return tp
+}
+
+func (t *tapTransport) Consumer() <-chan raft.RPC { return t.ch }
+
+func (t *tapTransport) Close() error {
+	t.once.Do(func() { close(t.done) })
+	return t.NetworkTransport.Close()
+}
+
+// currentFile keeps asOf across restarts, so a node that restarts after a
+// week away counts its offline grace from when it was last current, not
+// from its start. Written at most every few seconds: an older time only
+// makes the node look staler.
+func loadCurrent(path string) time.Time {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != 12 || crc32.ChecksumIEEE(b[:8]) != binary.BigEndian.Uint32(b[8:]) {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
+}
+
+func saveCurrent(path string, t time.Time) error {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixNano()))
+	binary.BigEndian.PutUint32(b[8:], crc32.ChecksumIEEE(b[:8]))
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b[:]); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
