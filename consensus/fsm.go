@@ -132,7 +132,7 @@ apply:
 			break apply
 		}
 		// AppendedAt is the leader's stamp, stored with the entry: the same on every node.
-		res, ch := f.st.Apply(l.Index, c)
+		res, ch := f.st.ApplyAt(l.Index, l.AppendedAt, c)
 		out[first+i] = res
 		all = append(all, ch...)
 		last = l.Index

@@ -93,8 +93,9 @@ type ActivateCard struct {
 	DeviceKey []byte `json:"device_key"`
 }
 
-// ExpireLinks moves sent cards whose link has expired (on the command's
-// time) to expired and releases their reservations. The leader issues it.
+// ExpireLinks moves sent cards whose link has expired (on the state clock,
+// the leader's stamp) to expired and releases their reservations. The leader
+// issues it.
 type ExpireLinks struct{}
 
 // RevokeCard starts a revoke: from its commit every reader denies the card.

@@ -297,7 +297,9 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 	default:
 		return nil, reject(Conflict, "invalid_status", "", "a card in status %s cannot be sent", card.Status)
 	}
-	if b.LinkHash == "" || !b.LinkExpires.After(c.At) {
+	// Link expiry is judged on the state clock (leader time), as activation
+	// and ExpireLinks judge it: a link already dead there is refused.
+	if b.LinkHash == "" || !b.LinkExpires.After(s.Clock) {
 		return nil, reject(Invalid, "invalid_command", "", "a send needs a link hash and a link expiry after now")
 	}
 	if _, taken := s.cardByLink[b.LinkHash]; taken {
@@ -339,7 +341,9 @@ func (s *State) applyActivateCard(c command.Command, b *command.ActivateCard, ch
 	if card.Status != CardSent {
 		return nil, reject(Conflict, "link_used", "", "this activation link was already used")
 	}
-	if card.LinkExpires == nil || !c.At.Before(*card.LinkExpires) {
+	// On the state clock, not the command's time: a node whose clock runs
+	// behind must not revive an expired link.
+	if card.LinkExpires == nil || !s.Clock.Before(*card.LinkExpires) {
 		return nil, reject(Conflict, "link_expired", "", "this activation link has expired; ask for a new one")
 	}
 	if _, err := parseDeviceKey(b.DeviceKey); err != nil {
@@ -382,11 +386,14 @@ func VerifyDevice(c Card, msg, sig []byte) bool {
 	return ecdsa.VerifyASN1(k, sum[:], sig)
 }
 
-func (s *State) applyExpireLinks(c command.Command, ch *changes) (any, *Rejection) {
+// applyExpireLinks expires links on the state clock (leader time), the clock
+// activation is judged on, so a link is expired exactly when it no longer
+// activates, whatever the clock of the node that issued the command.
+func (s *State) applyExpireLinks(ch *changes) (any, *Rejection) {
 	n := 0
 	for _, id := range s.sentCardIDs() {
 		card := s.Cards[id]
-		if card.LinkExpires == nil || c.At.Before(*card.LinkExpires) {
+		if card.LinkExpires == nil || s.Clock.Before(*card.LinkExpires) {
 			continue
 		}
 		acc := s.Accounts[card.AccountID]

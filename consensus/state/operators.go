@@ -175,7 +175,7 @@ func (s *State) newOperator(c command.Command, b *command.CreateOperator, ch *ch
 	switch {
 	case b.PasswordHash != "":
 		o.Status, o.PasswordHash = OperatorActivated, b.PasswordHash
-	case b.InviteHash != "" && b.InviteExpires.After(c.At):
+	case b.InviteHash != "" && b.InviteExpires.After(s.Clock): // judged on the state clock, as on acceptance
 		s.Invitations[b.InviteHash] = Invitation{OperatorID: o.ID, Expires: b.InviteExpires.UTC()}
 	default:
 		return Operator{}, reject(Invalid, "invalid_command", "", "a new operator needs a password or an invitation")
@@ -330,7 +330,9 @@ func (s *State) applyAcceptInvitation(c command.Command, b *command.AcceptInvita
 	if !ok {
 		return nil, reject(NotFound, "invitation_not_found", "", "this invitation link is not valid or was already used")
 	}
-	if !c.At.Before(inv.Expires) {
+	// On the state clock: a node whose clock runs behind must not accept an
+	// expired invitation.
+	if !s.Clock.Before(inv.Expires) {
 		return nil, reject(Conflict, "invitation_expired", "", "this invitation has expired; ask an administrator to invite you again")
 	}
 	o := s.Operators[inv.OperatorID]

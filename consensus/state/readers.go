@@ -312,7 +312,10 @@ func (s *State) applyArmEnrollment(c command.Command, b *command.ArmEnrollment, 
 		ch.put("readers", rd.ID)
 		return rd, nil
 	}
-	if !b.Until.After(c.At) || b.Until.Sub(c.At) > MaxEnrollmentArm {
+	// The length asked for is measured on the command's own clock (Until is
+	// made from it; ApplyAt bounds how far ahead it runs); whether the arm is
+	// still live, on the state clock, as enrollment judges it.
+	if !b.Until.After(s.Clock) || !b.Until.After(c.At) || b.Until.Sub(c.At) > MaxEnrollmentArm {
 		return nil, reject(Invalid, "invalid_value", "seconds", "a reader stays armed for 10 seconds to 1 hour")
 	}
 	if _, rej := s.enrollmentHolder(rd, b.CardholderID); rej != nil {
@@ -350,7 +353,9 @@ func (s *State) applyEnrollCard(c command.Command, b *command.EnrollCard, ch *ch
 	if !ok {
 		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ReaderID)
 	}
-	if rd.Enrollment == nil || !c.At.Before(rd.Enrollment.Until) {
+	// On the state clock: a reader whose node's clock runs behind must not
+	// enroll on an arm that has ended.
+	if rd.Enrollment == nil || !s.Clock.Before(rd.Enrollment.Until) {
 		return nil, reject(Conflict, "not_armed", "", "reader %s is not armed for enrollment", rd.ID)
 	}
 	if _, ok := s.Cards[b.CardID]; ok || b.CardID == "" {

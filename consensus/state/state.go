@@ -63,7 +63,7 @@ const (
 // are replaced, never changed in place, so a shallow clone is an immutable copy.
 type State struct {
 	Index         uint64                   `json:"index"`
-	Clock         time.Time                `json:"clock"` // the latest command time applied
+	Clock         time.Time                `json:"clock"` // the latest leader stamp applied
 	Initialized   bool                     `json:"initialized"`
 	ClusterSecret []byte                   `json:"cluster_secret"`
 	Accounts      map[string]Account       `json:"accounts"`
@@ -109,7 +109,7 @@ type State struct {
 
 // DedupEntry keeps the first answer to a request id.
 type DedupEntry struct {
-	At     time.Time `json:"at"`
+	At     time.Time `json:"at"` // the state clock when it was applied
 	Index  uint64    `json:"index"`
 	Result Result    `json:"result"`
 }
@@ -178,12 +178,36 @@ func (s *State) resetCardIndexes(n int) {
 	s.privateIDs, s.holderConfigs, s.siteCards = make(map[string]int, n), make(map[string]int, n), map[string]int{}
 }
 
-// Apply applies one command at a Raft index. It never panics on bad input:
-// a command that breaks a rule returns a Rejection and changes nothing.
+// MaxClockAhead is how far a command's own time may run ahead of the
+// leader's stamp. Further ahead, the node that made it has a wrong clock,
+// and its times would end up in records and history. Times in the past are
+// accepted: offline queues commit uses, revokes and deletion receipts hours
+// after they happened, stamped with when they happened.
+const MaxClockAhead = time.Minute
+
+// Apply is ApplyAt with the command's own time as the leader's stamp, for
+// logs built without one (tests, tools).
 func (s *State) Apply(index uint64, c command.Command) (Result, []Change) {
+	return s.ApplyAt(index, c.At, c)
+}
+
+// ApplyAt applies one command at a Raft index. stamped is the time the leader
+// appended the entry (raft.Log.AppendedAt): it is replicated with the entry,
+// so every node sees the same value, and it alone moves the state clock on
+// which expiry (dedup answers, sessions, links, invitations, enrollment arms)
+// is judged; no other node's clock can push it. A zero stamp falls back to
+// the command's time. ApplyAt never panics on bad input: a command that
+// breaks a rule returns a Rejection and changes nothing.
+func (s *State) ApplyAt(index uint64, stamped time.Time, c command.Command) (Result, []Change) {
 	s.Index = index
-	if c.At.After(s.Clock) {
-		s.Clock = c.At.UTC()
+	// UTC also drops the monotonic reading the leader's in-memory entry has.
+	stamp := stamped.UTC()
+	if stamped.IsZero() {
+		stamp = c.At.UTC()
+	}
+	// Monotonic: a new leader whose clock is a little behind does not wind it back.
+	if stamp.After(s.Clock) {
+		s.Clock = stamp
 	}
 	s.expireDedup()
 	if e, ok := s.Dedup[c.RequestID]; ok && c.RequestID != "" {
@@ -191,7 +215,10 @@ func (s *State) Apply(index uint64, c command.Command) (Result, []Change) {
 	}
 	ch := &changes{index: index}
 	var value any
-	rej := Validate(c)
+	rej := checkClock(c, stamp)
+	if rej == nil {
+		rej = Validate(c)
+	}
 	if rej == nil {
 		value, rej = s.dispatch(c, ch)
 	}
@@ -211,6 +238,25 @@ func (s *State) Apply(index uint64, c command.Command) (Result, []Change) {
 	}
 	s.remember(c, index, res)
 	return res, ch.list
+}
+
+// checkClock refuses a command made on a clock more than MaxClockAhead ahead
+// of the leader's stamp.
+func checkClock(c command.Command, stamp time.Time) *Rejection {
+	ahead := c.At.Sub(stamp)
+	if ahead <= MaxClockAhead {
+		return nil
+	}
+	shown := ahead.Round(time.Second)
+	if shown <= MaxClockAhead {
+		shown = ahead.Round(time.Millisecond)
+	}
+	node := "the node that made it"
+	if c.Node != "" {
+		node = "node " + c.Node
+	}
+	return reject(Invalid, "clock_skew", "", "this command's time %s is %s ahead of the cluster's clock %s: check the clock (NTP) of %s",
+		c.At.UTC().Format(time.RFC3339), shown, stamp.Format(time.RFC3339), node)
 }
 
 func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
@@ -244,7 +290,7 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 	case *command.ActivateCard:
 		return s.applyActivateCard(c, b, ch)
 	case *command.ExpireLinks:
-		return s.applyExpireLinks(c, ch)
+		return s.applyExpireLinks(ch)
 	case *command.RevokeCard:
 		return s.applyRevokeCard(c, b, ch)
 	case *command.ConfirmRevoke:
@@ -333,7 +379,11 @@ func (s *State) remember(c command.Command, index uint64, res Result) {
 	if c.RequestID == "" {
 		return
 	}
-	s.Dedup[c.RequestID] = DedupEntry{At: c.At.UTC(), Index: index, Result: res}
+	// Kept from when the cluster applied it (the state clock, which is this
+	// entry's stamp unless a new leader's clock runs behind), not from the
+	// command's own time: an offline command made hours ago still gets its
+	// full window, and the queue stays in time order.
+	s.Dedup[c.RequestID] = DedupEntry{At: s.Clock, Index: index, Result: res}
 	if c.Idempotent {
 		s.DedupIdempotent = append(s.DedupIdempotent, c.RequestID)
 	} else {

@@ -12,7 +12,8 @@ const MaxNameLen = 100
 
 // Validate checks what a command says on its own, without looking at state.
 // The API calls it before submitting, so bad input never reaches the log;
-// Apply calls it again, so the log alone decides.
+// ApplyAt calls it again, so the log alone decides. The clock check is not
+// here: it needs the leader's stamp, which only ApplyAt has.
 func Validate(c command.Command) *Rejection {
 	if c.At.IsZero() {
 		return reject(Invalid, "invalid_command", "", "command has no time")
