@@ -466,3 +466,67 @@ func (r *Raft) close() error {
 
 // Halted says why this node stopped applying the log; nil while it applies.
 func (r *Raft) Halted() *Halt { return r.fsm.halt.Load() }
+
+// TermOf is the term of the entry at index in this node's log, 0 when the
+// log does not hold it.
+func (r *Raft) TermOf(index uint64) uint64 {
+	var l raft.Log
+	if err := r.cache.GetLog(index, &l); err != nil {
+		return 0
+	}
+	return l.Term
+}
+
+// CatchUp returns once the local state reflects index, which the leader
+// said it committed in term. A follower learns of a commit only with the
+// leader's next message (up to CommitTimeout later); but when its own log
+// already holds the entry at index with that term, the log up to there is
+// the leader's (Raft's log matching), so it is committed and the follower
+// applies it from its own log now. Raft hands the same entries over later
+// and the FSM skips them.
+func (r *Raft) CatchUp(ctx context.Context, index, term uint64) error {
+	for {
+		ch := r.fsm.waitCh()
+		if r.fsm.applied.Load() >= index {
+			return nil
+		}
+		if term != 0 && r.raft.LastIndex() >= index && r.TermOf(index) == term {
+			if err := r.applyFromLog(index); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Millisecond):
+			// The entry is on its way from the leader.
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for index %d (applied %d): %w", index, r.fsm.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+// applyFromLog applies this node's own log up to index, which is committed.
+func (r *Raft) applyFromLog(index uint64) error {
+	f := r.fsm
+	f.amu.Lock()
+	defer f.amu.Unlock()
+	from := f.applied.Load() + 1
+	if from > index {
+		return nil
+	}
+	index = min(index, from+1023) // a long way behind: in steps, not one long lock
+	logs := make([]*raft.Log, 0, index-from+1)
+	for i := from; i <= index; i++ {
+		l := new(raft.Log)
+		if err := r.cache.GetLog(i, l); err != nil {
+			return nil // compacted or not there: Raft applies it
+		}
+		logs = append(logs, l)
+	}
+	f.applyLocked(logs, true)
+	if h := f.halt.Load(); h != nil {
+		return h
+	}
+	return nil
+}

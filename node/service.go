@@ -29,12 +29,13 @@ func (s service) Write(ctx context.Context, c command.Command) (state.Result, er
 	if err != nil {
 		return state.Result{}, err
 	}
-	idx, res, err := s.n.fwd.Apply(ctx, b)
+	idx, term, res, err := s.n.fwd.Apply(ctx, b)
 	if err != nil {
 		return res, mapErr(err)
 	}
-	// Read-your-write: answer only once this node has applied the write.
-	if err := s.n.raft.WaitForIndex(ctx, idx); err != nil {
+	// Read-your-write: answer only once this node has applied the write;
+	// a follower that holds the entry applies it at once (CatchUp).
+	if err := s.n.raft.CatchUp(ctx, idx, term); err != nil {
 		return res, api.ErrUnknownOutcome
 	}
 	return res, nil

@@ -25,6 +25,7 @@ type Local interface {
 	Leader() (id, raftAddr string)
 	ApplyEncoded(ctx context.Context, b []byte) (uint64, state.Result, error)
 	ReadIndex(ctx context.Context) (uint64, error)
+	TermOf(index uint64) uint64
 }
 
 // Forwarder sends a write to the leader: applied here when this node leads,
@@ -56,9 +57,10 @@ var (
 )
 
 // Apply commits an encoded command through the leader. It returns the index
-// at which it was applied and the state's result.
-func (f *Forwarder) Apply(ctx context.Context, b []byte) (uint64, state.Result, error) {
-	var idx uint64
+// at which it was applied, the term of that entry (0 when not known), and
+// the state's result.
+func (f *Forwarder) Apply(ctx context.Context, b []byte) (uint64, uint64, state.Result, error) {
+	var idx, term uint64
 	var res state.Result
 	err := f.retry(ctx, func() error {
 		var err error
@@ -79,10 +81,10 @@ func (f *Forwarder) Apply(ctx context.Context, b []byte) (uint64, state.Result, 
 		if f.OnForward != nil {
 			f.OnForward()
 		}
-		idx, res = out.Index, out.Result
+		idx, term, res = out.Index, out.Term, out.Result
 		return nil
 	})
-	return idx, res, err
+	return idx, term, res, err
 }
 
 // ReadIndex returns the index this node must reach to serve a linearizable read.
@@ -155,6 +157,7 @@ func (f *Forwarder) retry(ctx context.Context, try func() error) error {
 
 type applyAnswer struct {
 	Index  uint64       `json:"index"`
+	Term   uint64       `json:"term,omitempty"` // of the entry at Index: lets the follower apply it from its own log
 	Result state.Result `json:"result"`
 	Error  string       `json:"error,omitempty"`
 }
@@ -239,7 +242,7 @@ func (f *Forwarder) Handler() http.Handler {
 			answer(w, http.StatusServiceUnavailable, applyAnswer{Error: err.Error()})
 			return
 		}
-		answer(w, http.StatusOK, applyAnswer{Index: idx, Result: res})
+		answer(w, http.StatusOK, applyAnswer{Index: idx, Term: f.Local.TermOf(idx), Result: res})
 	})
 	mux.HandleFunc("POST "+PathReadIndex, func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := f.verify(w, r); !ok {

@@ -83,6 +83,7 @@ type leaderStub struct{ applied [][]byte }
 func (l *leaderStub) IsLeader() bool                            { return true }
 func (l *leaderStub) Leader() (string, string)                  { return "leader", "" }
 func (l *leaderStub) ReadIndex(context.Context) (uint64, error) { return 42, nil }
+func (l *leaderStub) TermOf(uint64) uint64                      { return 7 }
 func (l *leaderStub) ApplyEncoded(_ context.Context, b []byte) (uint64, state.Result, error) {
 	l.applied = append(l.applied, b)
 	return 7, state.Result{}, nil
