@@ -195,30 +195,32 @@ func (r *Raft) currencyLoop() {
 // offline grace counts from. Zero when it never was (a new node).
 func (r *Raft) CurrentAsOf() time.Time { return r.cur.current() }
 
-// HasState reports whether DataDir already holds Raft state.
+// HasState reports whether DataDir already holds Raft state. It opens
+// nothing for writing; a missing or empty raft.db holds none (the node knows
+// from node.json whether it should), a damaged one is an error naming the
+// file and what to do (datadir.go).
 func HasState(dataDir string) (bool, error) {
-	p := filepath.Join(dataDir, "raft", "raft.db")
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	store, err := openStore(p)
-	if err != nil {
-		return false, err
-	}
-	defer store.Close()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dataDir, 2, hclog.NewNullLogger())
-	if err != nil {
-		return false, err
-	}
-	return raft.HasExistingState(store, store, snaps)
+	return hasState(dataDir)
 }
 
 // openStore opens the bolt log with fsync on. The lock timeout turns a second
-// process on the same data dir into an error instead of a hang.
+// process on the same data dir into an error instead of a hang. checkStore
+// reads the file first (read-only), so damage is an error here and not a
+// crash later; the open runs guarded for the same reason.
 func openStore(path string) (*raftboltdb.BoltStore, error) {
-	s, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	if err := checkStore(path); err != nil {
+		return nil, err
+	}
+	var s *raftboltdb.BoltStore
+	err := guarded(func() (err error) {
+		s, err = raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+		return err
+	})
 	if errors.Is(err, bberrors.ErrTimeout) {
-		return nil, fmt.Errorf("%s is in use by another lintel process; stop it or choose another --data-dir", path)
+		return nil, storeInUse(path)
+	}
+	if p := (panicked{}); errors.As(err, &p) {
+		return nil, damagedStore(path, p.Error())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", path, err)

@@ -31,10 +31,12 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 		path := filepath.Join(dataDir, "snapshots", meta.ID)
 		_, rc, err := snaps.Open(meta.ID)
 		if err != nil {
-			return fmt.Errorf("snapshot %s cannot be opened (%v): move it aside and restart to catch up from the other nodes", path, err)
+			return fmt.Errorf("snapshot %s cannot be opened (%v): move %s and %s aside and %s", path, oneLine(err.Error()),
+				filepath.Join(dataDir, "raft"), filepath.Join(dataDir, "snapshots"), catchUp)
 		}
 		if err := f.Restore(rc); err != nil {
-			return fmt.Errorf("snapshot %s is damaged (%v): move it aside and restart to catch up from the other nodes", path, err)
+			return fmt.Errorf("snapshot %s is damaged (%v): move %s and %s aside and %s", path, oneLine(err.Error()),
+				filepath.Join(dataDir, "raft"), filepath.Join(dataDir, "snapshots"), catchUp)
 		}
 		f.seen = meta.Index // Raft counts from here
 	}

@@ -90,11 +90,21 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.id = id
 	hasState, err := consensus.HasState(cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("read raft state in %s: %w", cfg.DataDir, err)
+		return nil, err // one line naming the file and what to do
 	}
+	// A member's data dir without Raft state must never bootstrap a new
+	// cluster (a second cluster, a new admin password).
+	if err := checkLostState(cfg.DataDir, id, hasState, len(cfg.Join) > 0); err != nil {
+		return nil, err
+	}
+	if hasState {
+		if id, err = withMember(cfg.DataDir, id); err != nil {
+			return nil, err
+		}
+	}
+	n.id = id
 
 	// HTTP first: its advertised address goes into the gossip metadata.
 	n.httpLn, err = net.Listen("tcp", cfg.HTTP)
@@ -131,7 +141,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.fwd = &replication.Forwarder{
 		NodeID: cfg.NodeID, Local: n.raft, Members: n.members, Secret: n.secret,
-		Client:    &http.Client{Timeout: api.WriteTimeout},
+		Client:    &http.Client{Timeout: api.WriteTimeout, Transport: internalTransport()},
 		OnForward: n.metrics.forwarded.Inc,
 	}
 
@@ -144,7 +154,14 @@ func Start(cfg Config) (*Node, error) {
 			n.Stop()
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
+		if n.id, err = withMember(cfg.DataDir, n.id); err != nil {
+			n.Stop()
+			return nil, err
+		}
 		n.log.Info("bootstrapped a new single-node cluster", "data_dir", cfg.DataDir)
+	} else if !hasState {
+		n.wg.Add(1)
+		go n.watchMember(n.id)
 	}
 
 	// The reader link decides from the local replica, so it starts once Raft
@@ -245,6 +262,19 @@ func (n *Node) secret() []byte {
 	var s []byte
 	n.raft.Read(func(st *state.State) { s = st.ClusterSecret })
 	return s
+}
+
+// internalTransport keeps a connection per concurrent forwarded call: with
+// net/http's default of two idle connections per host, 64 clients writing
+// through a follower opened a new connection for nearly every write.
+func internalTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}
 }
 
 // poke asks the leader loop to reconcile soon; it never blocks.
