@@ -160,6 +160,7 @@ func Open(c Config) (*Raft, error) {
 		store.Close()
 		return nil, err
 	}
+	tap.guard(r)
 	rf := &Raft{cfg: c, raft: r, fsm: f, logs: store, transport: tap, cache: cache, mark: mark,
 		cur: cur, curPath: filepath.Join(raftDir, "current"), stop: make(chan struct{}), done: make(chan struct{})}
 	go rf.currencyLoop()

@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -81,11 +82,47 @@ func (c *currency) current() time.Time {
 
 // tapTransport passes every RPC to Raft and notes the leader's commit
 // index carried by AppendEntries on the way.
+//
+// It also guards Raft's heartbeat fast path. hashicorp/raft handles a
+// heartbeat on the transport's goroutine, beside its main loop; one that
+// carries a newer term sets the term there while a deposed leader's main
+// loop may be appending: the leader then writes its client's entry with
+// the new leader's term, and two nodes commit different entries at one
+// index with one term (hashicorp/raft#695; our freeze test reproduced it:
+// a deposed leader froze and woke to hold a command where the others hold
+// the new leader's no-op). Only a heartbeat of the term this node already
+// follows takes the fast path, which then changes neither term nor state;
+// any other goes through the main loop with the other RPCs.
 type tapTransport struct {
 	*raft.NetworkTransport
 	ch   chan raft.RPC
 	done chan struct{}
 	once sync.Once
+	raft atomic.Pointer[raft.Raft]
+}
+
+// guard arms the heartbeat check once Raft exists; until then every
+// heartbeat takes the main loop.
+func (t *tapTransport) guard(r *raft.Raft) { t.raft.Store(r) }
+
+func (t *tapTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
+	if cb == nil {
+		t.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	t.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		if a, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+			if r := t.raft.Load(); r != nil && r.State() == raft.Follower && a.Term == r.CurrentTerm() {
+				cb(rpc)
+				return
+			}
+		}
+		// The transport waits for the answer on rpc's channel either way.
+		select {
+		case t.ch <- rpc:
+		case <-t.done:
+		}
+	})
 }
 
 func newTap(t *raft.NetworkTransport, onAppend func(commit uint64)) *tapTransport {
