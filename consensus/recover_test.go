@@ -111,10 +111,9 @@ func TestRestartCutOffServesWhatItApplied(t *testing.T) {
 			}
 			want := stateBytes(f)
 			// Everyone stops; f comes back alone.
-			closeAll(rs)
-			rs = nil
+			closeAll(rs) // Close is idempotent: the deferred closeAll does nothing more
 			r := open(t, f.cfg.NodeID, dirs[fi])
-			rs = []*Raft{r}
+			defer r.Close()
 			if r.AppliedIndex() < last {
 				t.Fatalf("restarted alone at applied index %d, had applied %d", r.AppliedIndex(), last)
 			}

@@ -130,6 +130,7 @@ func Start(cfg Config) (*Node, error) {
 		Meta: replication.Meta{
 			ID: cfg.NodeID, Instance: id.Instance, Building: cfg.Building, Raft: n.raft.LocalAddr(),
 			HTTP: n.httpAddr, Readers: cfg.Readers, Gossip: cfg.advertise(cfg.Gossip, cfg.AdvertiseGossip), Version: cfg.Version,
+			Commands: uint8(command.Last),
 		},
 		Bind: cfg.Gossip, Advertise: cfg.AdvertiseGossip, Key: cfg.GossipKey,
 		LogOutput: cfg.LogOutput, Debug: cfg.LogLevel == "debug", OnChange: n.membersChange,

@@ -25,6 +25,20 @@ type service struct{ n *Node }
 var _ api.Service = service{}
 
 func (s service) Write(ctx context.Context, c command.Command) (state.Result, error) {
+	if t := c.Type(); t > command.Baseline {
+		servers, err := s.n.raft.Servers()
+		if err != nil {
+			return state.Result{}, api.ErrNoQuorum
+		}
+		var ids []string
+		for _, sv := range servers {
+			ids = append(ids, sv.ID)
+		}
+		if id, known := lowestCommandLevel(ids, s.n.members.Member); t > known {
+			return state.Result{Err: &state.Rejection{Kind: state.Conflict, Code: "upgrade_needed", Message: fmt.Sprintf(
+				"node %s runs a build that does not know this kind of change (command type %d): upgrade every node, then try again", id, t)}}, nil
+		}
+	}
 	b, err := command.Encode(c)
 	if err != nil {
 		return state.Result{}, err
@@ -39,6 +53,23 @@ func (s service) Write(ctx context.Context, c command.Command) (state.Result, er
 		return res, api.ErrUnknownOutcome
 	}
 	return res, nil
+}
+
+// lowestCommandLevel is the newest command type every Raft member's build
+// (and this one) knows, and the member that limits it ("" for this build); a
+// member gossip has not described (or an older build) counts as Baseline.
+func lowestCommandLevel(ids []string, member func(id string) (replication.Member, bool)) (string, command.Type) {
+	lowest, who := command.Last, ""
+	for _, id := range ids {
+		lvl := command.Baseline
+		if m, ok := member(id); ok && m.Commands != 0 {
+			lvl = command.Type(m.Commands)
+		}
+		if lvl < lowest {
+			lowest, who = lvl, id
+		}
+	}
+	return who, lowest
 }
 
 func mapErr(err error) error {

@@ -29,6 +29,8 @@ type Meta struct {
 	Readers  string `json:"rd"`
 	Gossip   string `json:"g"`
 	Version  string `json:"v"`
+	// Commands is the newest command type the node's build knows.
+	Commands uint8 `json:"cmd,omitempty"`
 	// Leaving is gossiped just before a clean stop: memberlist's leave event
 	// does not tell a node that left from one that died.
 	Leaving bool `json:"leaving,omitempty"`

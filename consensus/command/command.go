@@ -77,6 +77,15 @@ const (
 	TypeEnrollCard
 )
 
+// Last is the newest command type this build knows; nodes gossip it, and a
+// node makes a command of a newer type only when every member knows it (a
+// node that cannot decode a command halts its apply).
+const Last = TypeEnrollCard
+
+// Baseline: every build that gossips its Last knows the types up to here, so
+// a member whose gossip says nothing (an older build) is taken to know them.
+const Baseline = TypeEnrollCard
+
 // Version is the encoding version written by this build.
 const Version = 1
 
