@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"lintel/consensus/state"
 )
 
 // sameStateTimeout bounds checkSameState: time for the members to catch up
@@ -90,8 +95,8 @@ func (c *cluster) checkSameState(nodes ...*node) {
 			at[n] = a.Digest
 			for o, d := range at {
 				if d != a.Digest {
-					c.t.Errorf("%s and %s hold different states at applied index %d: digest %s on %s, %s on %s%s",
-						o, n, a.AppliedIndex, d, o, a.Digest, n, listAnswers(live, last, note))
+					c.t.Errorf("%s and %s hold different states at applied index %d: digest %s on %s, %s on %s%s\n  %s",
+						o, n, a.AppliedIndex, d, o, a.Digest, n, listAnswers(live, last, note), c.explainDifference(o, n))
 					return
 				}
 			}
@@ -254,4 +259,73 @@ func TestCheckSameStateFake(t *testing.T) {
 			}
 		})
 	}
+}
+
+// explainDifference snapshots both nodes and names the tables, and the
+// first records, in which their replicas differ: a digest alone says only
+// that they do.
+func (c *cluster) explainDifference(a, b *node) string {
+	load := func(n *node) (*state.State, error) {
+		if r, err := c.do(n, "POST", "/api/v1/cluster/snapshot", nil); err != nil || (r.status != 200 && r.status != 409) {
+			return nil, fmt.Errorf("snapshot on %s: %v %v", n, err, r)
+		}
+		dirs, _ := filepath.Glob(filepath.Join(n.dir, "snapshots", "*", "state.bin"))
+		sort.Strings(dirs) // names start with the term and index
+		if len(dirs) == 0 {
+			return nil, fmt.Errorf("no snapshot on %s", n)
+		}
+		f, err := os.Open(dirs[len(dirs)-1])
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return state.Decode(f)
+	}
+	sa, err := load(a)
+	if err != nil {
+		return err.Error()
+	}
+	sb, err := load(b)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	if sa.Index != sb.Index {
+		out = append(out, fmt.Sprintf("(snapshots at index %d and %d)", sa.Index, sb.Index))
+	}
+	va, vb := reflect.ValueOf(sa).Elem(), reflect.ValueOf(sb).Elem()
+	for i := 0; i < va.NumField(); i++ {
+		f := va.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		ja, _ := json.Marshal(va.Field(i).Interface())
+		jb, _ := json.Marshal(vb.Field(i).Interface())
+		if string(ja) == string(jb) {
+			continue
+		}
+		line := fmt.Sprintf("%s differs", f.Name)
+		var ma, mb map[string]json.RawMessage
+		if json.Unmarshal(ja, &ma) == nil && json.Unmarshal(jb, &mb) == nil {
+			shown := 0
+			for k, x := range ma {
+				if y, ok := mb[k]; !ok || string(x) != string(y) {
+					line += fmt.Sprintf("\n    %s on %s: %s\n    %s on %s: %s", k, a, x, k, b, y)
+					if shown++; shown == 3 {
+						break
+					}
+				}
+			}
+			for k, y := range mb {
+				if _, ok := ma[k]; !ok && shown < 3 {
+					line += fmt.Sprintf("\n    %s only on %s: %s", k, b, y)
+					shown++
+				}
+			}
+		} else if len(ja) < 2000 && len(jb) < 2000 {
+			line += fmt.Sprintf(": %s on %s, %s on %s", ja, a, jb, b)
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n  ")
 }

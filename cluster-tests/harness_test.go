@@ -332,6 +332,12 @@ func newCluster(t testing.TB, size int) *cluster {
 		if t.Failed() {
 			for _, n := range c.nodes {
 				t.Logf("---- last lines of %s (%s):\n%s", n.id, n.logPath, tail(n.logPath, 60))
+				if d := os.Getenv("LINTEL_KEEP_LOGS"); d != "" {
+					os.MkdirAll(d, 0o755)
+					b, _ := os.ReadFile(n.logPath)
+					os.WriteFile(filepath.Join(d, n.id+".log"), b, 0o644)
+					exec.Command("cp", "-a", n.dir, filepath.Join(d, n.id)).Run()
+				}
 			}
 		}
 	})
