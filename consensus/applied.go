@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // appliedMark is the durable record of how far this node's state has applied
@@ -34,6 +35,11 @@ func openAppliedMark(path string) (*appliedMark, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// A new file must survive a crash too: sync its directory entry.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	m := &appliedMark{f: f}
 	buf := make([]byte, 2*markSlot)

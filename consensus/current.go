@@ -41,8 +41,9 @@ func (c *currency) seen(index uint64, at time.Time, applied uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if index <= applied {
-		c.pending = c.pending[:0]
-		if at.After(c.asOf) {
+		// Current as of now; commits seen earlier and not applied yet stay
+		// pending (a new leader's commit index may lag the old one's).
+		if at.After(c.asOf) && (len(c.pending) == 0 || c.pending[0].index <= applied) {
 			c.asOf = at
 		}
 		return
@@ -83,16 +84,17 @@ func (c *currency) current() time.Time {
 // tapTransport passes every RPC to Raft and notes the leader's commit
 // index carried by AppendEntries on the way.
 //
-// It also guards Raft's heartbeat fast path. hashicorp/raft handles a
+// It also turns off Raft's heartbeat fast path. hashicorp/raft handles a
 // heartbeat on the transport's goroutine, beside its main loop; one that
 // carries a newer term sets the term there while a deposed leader's main
-// loop may be appending: the leader then writes its client's entry with
+// loop may be appending: that leader then writes its client's entry with
 // the new leader's term, and two nodes commit different entries at one
-// index with one term (hashicorp/raft#695; our freeze test reproduced it:
-// a deposed leader froze and woke to hold a command where the others hold
-// the new leader's no-op). Only a heartbeat of the term this node already
-// follows takes the fast path, which then changes neither term nor state;
-// any other goes through the main loop with the other RPCs.
+// index with one term (hashicorp/raft#695; the leader-freeze test
+// reproduced it: a deposed leader woke to hold a command where the others
+// held the new leader's no-op). Without a handler, NetworkTransport sends
+// heartbeats to the consumer channel, and the main loop handles them with
+// every other RPC. A check of the term before the fast path would leave a
+// gap between that check and Raft's own.
 type tapTransport struct {
 	*raft.NetworkTransport
 	ch   chan raft.RPC
@@ -101,28 +103,12 @@ type tapTransport struct {
 	raft atomic.Pointer[raft.Raft]
 }
 
-// guard arms the heartbeat check once Raft exists; until then every
-// heartbeat takes the main loop.
+// guard lets the tap compare terms once Raft exists.
 func (t *tapTransport) guard(r *raft.Raft) { t.raft.Store(r) }
 
-func (t *tapTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
-	if cb == nil {
-		t.NetworkTransport.SetHeartbeatHandler(nil)
-		return
-	}
-	t.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
-		if a, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
-			if r := t.raft.Load(); r != nil && r.State() == raft.Follower && a.Term == r.CurrentTerm() {
-				cb(rpc)
-				return
-			}
-		}
-		// The transport waits for the answer on rpc's channel either way.
-		select {
-		case t.ch <- rpc:
-		case <-t.done:
-		}
-	})
+// SetHeartbeatHandler installs no fast path (see tapTransport).
+func (t *tapTransport) SetHeartbeatHandler(func(rpc raft.RPC)) {
+	t.NetworkTransport.SetHeartbeatHandler(nil)
 }
 
 func newTap(t *raft.NetworkTransport, onAppend func(commit uint64)) *tapTransport {
@@ -132,7 +118,10 @@ func newTap(t *raft.NetworkTransport, onAppend func(commit uint64)) *tapTranspor
 			select {
 			case rpc := <-t.Consumer():
 				if a, ok := rpc.Command.(*raft.AppendEntriesRequest); ok && a.LeaderCommitIndex > 0 {
-					onAppend(a.LeaderCommitIndex)
+					// A deposed leader's stale message says nothing of the cluster.
+					if r := tp.raft.Load(); r == nil || a.Term >= r.CurrentTerm() {
+						onAppend(a.LeaderCommitIndex)
+					}
 				}
 				select {
 				case tp.ch <- rpc:

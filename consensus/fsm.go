@@ -27,9 +27,9 @@ type fsm struct {
 	mu      sync.RWMutex
 	st      *state.State
 	applied atomic.Uint64 // index of the last log the state reflects
-	seen    uint64        // the last index Raft itself handed over (amu)
 	mark    *appliedMark  // nil in tests that need no durability
 	halt    atomic.Pointer[Halt]
+	closed  bool // amu: after Close nothing is applied (the mark is closed)
 
 	wmu    sync.Mutex
 	notify chan struct{} // closed and replaced whenever applied moves
@@ -68,9 +68,6 @@ func (f *fsm) Apply(l *raft.Log) any {
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.amu.Lock()
 	defer f.amu.Unlock()
-	if n := len(logs); n > 0 && logs[n-1].Index > f.seen {
-		f.seen = logs[n-1].Index
-	}
 	return f.applyLocked(logs, true)
 }
 
@@ -83,6 +80,9 @@ func (f *fsm) applyLocked(logs []*raft.Log, durable bool) []any {
 			out[i] = h
 		}
 		return out
+	}
+	if f.closed {
+		return out // Raft is shut down; the entries are in its log for the next start
 	}
 	applied := f.applied.Load()
 	first := 0
@@ -170,11 +170,6 @@ func (f *fsm) waitCh() <-chan struct{} {
 	return f.notify
 }
 
-// errAhead: the state holds entries Raft has not handed over yet (replayed
-// at open or caught up from the log); a snapshot now would be labelled with
-// Raft's older index and replay those entries twice after a restore.
-var errAhead = errors.New("the state is ahead of what raft applied; snapshot later")
-
 // Snapshot takes an immutable copy; Persist sorts and encodes it outside the
 // lock. Raft calls Snapshot between applies, so the copy is all applies wait for.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
@@ -183,9 +178,10 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if h := f.halt.Load(); h != nil {
 		return nil, h
 	}
-	if f.applied.Load() > f.seen {
-		return nil, errAhead
-	}
+	// The state may be ahead of the index Raft labels the snapshot with
+	// (entries replayed at open or caught up from the log): a restore then
+	// sets the applied index from the state itself, and the entries Raft
+	// hands over again are skipped.
 	f.mu.RLock()
 	c := f.st.Snapshot()
 	f.mu.RUnlock()
@@ -213,7 +209,6 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.st = st
 	f.applied.Store(st.Index)
-	f.seen = st.Index
 	f.mu.Unlock()
 	f.halt.Store(nil)
 	f.wake()

@@ -21,6 +21,7 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 	f.observe = nil // nothing watches yet; one restore event at the end
 	defer func() { f.observe = observe }()
 
+	var floor uint64
 	metas, err := snaps.List()
 	if err != nil {
 		return fmt.Errorf("list snapshots in %s: %w", filepath.Join(dataDir, "snapshots"), err)
@@ -38,9 +39,14 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 			return fmt.Errorf("snapshot %s is damaged (%v): move %s and %s aside and %s", path, oneLine(err.Error()),
 				filepath.Join(dataDir, "raft"), filepath.Join(dataDir, "snapshots"), catchUp)
 		}
-		f.seen = meta.Index // Raft counts from here
+		floor = meta.Index
 	}
-	from, to := f.applied.Load()+1, mark.Index()
+	// Raft labels a snapshot with the last entry it handed over, barriers
+	// included, which the state never sees: entries between the state's
+	// index and the label are barriers and no-ops, and a follower that
+	// installed the snapshot may hold none of them (or stale ones). Replay
+	// from past the label.
+	from, to := max(f.applied.Load(), floor)+1, mark.Index()
 	const batch = 256
 	for from <= to {
 		logsIn := make([]*raft.Log, 0, batch)
