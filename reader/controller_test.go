@@ -35,6 +35,7 @@ type fixture struct {
 	idx    uint64
 	noQ    atomic.Bool // no quorum
 	lostAt time.Time
+	stale  atomic.Pointer[time.Time] // connected but not applying since then
 	door   *recordDoor
 	events *EventLog
 	ctrl   *Controller
@@ -100,6 +101,12 @@ func (f *fixture) start() {
 			return f.apply(c)
 		},
 		Quorum: func() (bool, time.Time) { return !f.noQ.Load(), f.lostAt },
+		Current: func() (bool, time.Time) {
+			if since := f.stale.Load(); since != nil {
+				return false, *since
+			}
+			return !f.noQ.Load(), f.lostAt
+		},
 		VerdictKey: func() ed25519.PrivateKey {
 			var k ed25519.PrivateKey
 			f.Read(func(s *state.State) { k = s.VerdictKey() })
