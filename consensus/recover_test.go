@@ -234,3 +234,29 @@ func TestCatchUpFromOwnLog(t *testing.T) {
 		t.Fatal("caught up to an index no log holds")
 	}
 }
+
+// A deadline already passed is not "no deadline": raft.Apply takes a zero or
+// negative timeout as "wait for ever", so nothing is submitted at all.
+func TestApplyWithPassedDeadlineSubmitsNothing(t *testing.T) {
+	r := open(t, "n1", t.TempDir())
+	defer r.Close()
+	r.Bootstrap()
+	waitLeader(t, r)
+	mustApply(t, r, initCmd())
+	time.Sleep(50 * time.Millisecond) // the leader's nudge barrier after a lone write
+	before := r.LastIndex()
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	start := time.Now()
+	_, _, err := r.Apply(ctx, cmd(1, &command.CreateSite{ID: "late", AccountID: "acc", Name: "Late"}))
+	if err == nil {
+		t.Fatal("applied with a deadline already passed")
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("took %v to refuse", d)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if r.LastIndex() != before {
+		t.Fatalf("an entry was submitted: last index %d → %d", before, r.LastIndex())
+	}
+}
