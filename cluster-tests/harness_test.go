@@ -349,6 +349,15 @@ func newCluster(t testing.TB, size int) *cluster {
 func startCluster(t testing.TB, size int) *cluster {
 	t.Helper()
 	c := newCluster(t, size)
+	startNodes(c)
+	return c
+}
+
+// startNodes starts the nodes of a cluster made with newCluster (which a
+// test may prepare first, e.g. a data dir on a small file system).
+func startNodes(c *cluster) {
+	t := c.t
+	t.Helper()
 	first := c.nodes[0]
 	first.start("")
 	c.waitHealthy(first, 20*time.Second)
@@ -362,13 +371,12 @@ func startCluster(t testing.TB, size int) *cluster {
 	// login and gets throttled, so wait for ready first.
 	c.waitReady(first, 20*time.Second)
 	c.login(first, 20*time.Second)
-	voters := size
+	voters := len(c.nodes)
 	if voters%2 == 0 {
 		voters--
 	}
 	c.waitFormed(c.nodes, min(voters, 5), 30*time.Second)
 	c.waitSession(c.nodes, 10*time.Second)
-	return c
 }
 
 func tail(path string, lines int) string {

@@ -135,25 +135,6 @@ func TestRevokedCardDeniedAfterCutOffRestart(t *testing.T) {
 	}
 }
 
-// startNodes starts a cluster made with newCluster, as startCluster does.
-func startNodes(c *cluster) {
-	t := c.t
-	t.Helper()
-	first := c.nodes[0]
-	first.start("")
-	c.waitHealthy(first, 20*time.Second)
-	for _, n := range c.nodes[1:] {
-		n.start(first.gossip)
-	}
-	for _, n := range c.nodes[1:] {
-		c.waitHealthy(n, 20*time.Second)
-	}
-	c.waitReady(first, 20*time.Second)
-	c.login(first, 20*time.Second)
-	c.waitFormed(c.nodes, 3, 30*time.Second)
-	c.waitSession(c.nodes, 10*time.Second)
-}
-
 // mountTmpfs puts dir on a tmpfs of the given size, unmounted at the end.
 func mountTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
