@@ -585,14 +585,10 @@ func (r *Raft) applyFromLog(index uint64) (bool, error) {
 	if from > index || f.closed {
 		return false, nil
 	}
-	index = min(index, from+1023) // a long way behind: in steps, not one long lock
-	logs := make([]*raft.Log, 0, index-from+1)
-	for i := from; i <= index; i++ {
-		l := new(raft.Log)
-		if err := r.cache.GetLog(i, l); err != nil {
-			return false, nil // compacted or not there: Raft applies it
-		}
-		logs = append(logs, l)
+	// A long way behind: in steps, not one long lock.
+	logs, err := readLogs(r.cache, from, min(index, from+1023))
+	if err != nil {
+		return false, nil // compacted or not there: Raft applies it
 	}
 	before := f.applied.Load()
 	f.applyLocked(logs, true)

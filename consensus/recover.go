@@ -49,17 +49,12 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 	from, to := max(f.applied.Load(), floor)+1, mark.Index()
 	const batch = 256
 	for from <= to {
-		logsIn := make([]*raft.Log, 0, batch)
-		for i := from; i <= to && len(logsIn) < batch; i++ {
-			l := new(raft.Log)
-			if err := logs.GetLog(i, l); err != nil {
-				// Only a snapshot installed from the leader compacts the log
-				// below the mark, and it resets the mark first.
-				log.Warn("log entry below the applied mark is missing; stopping the replay there", "index", i, "mark", to, "error", err)
-				to = i - 1
-				break
-			}
-			logsIn = append(logsIn, l)
+		logsIn, err := readLogs(logs, from, min(to, from+batch-1))
+		if err != nil {
+			// Only a snapshot installed from the leader compacts the log
+			// below the mark, and it resets the mark first.
+			log.Warn("log entry below the applied mark is missing; stopping the replay there", "mark", to, "error", err)
+			to = 0 // apply what was read, then stop
 		}
 		if len(logsIn) == 0 {
 			break
@@ -80,4 +75,18 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 		observe([]state.Change{{Index: f.applied.Load(), Table: "*", Op: "restore"}})
 	}
 	return nil
+}
+
+// readLogs reads the entries from..to of the local log, in order, as far as
+// the first one missing (an error naming it).
+func readLogs(store raft.LogStore, from, to uint64) ([]*raft.Log, error) {
+	out := make([]*raft.Log, 0, to-from+1)
+	for i := from; i <= to; i++ {
+		l := new(raft.Log)
+		if err := store.GetLog(i, l); err != nil {
+			return out, fmt.Errorf("entry %d: %w", i, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
