@@ -35,7 +35,7 @@ func TestCommandClockAheadOfLeaderIsRefused(t *testing.T) {
 	mustApply(t, r, at("now", time.Now(), &command.CreateSite{ID: "s2", AccountID: "acc", Name: "Now"}))
 	var clock time.Time
 	var sites int
-	r.Read(func(s *state.State) { clock, sites = s.Clock, len(s.Sites) })
+	r.Read(func(s *state.State) { clock, sites = s.Clock, s.Sites.Len() })
 	if sites != 1 || clock.After(time.Now()) || time.Since(clock) > time.Minute || clock.Location() != time.UTC {
 		t.Fatalf("sites %d, clock %v: want one site and the leader's real time", sites, clock)
 	}

@@ -408,13 +408,14 @@ func (r *Raft) ReadIndex(ctx context.Context) (uint64, error) {
 	return applied, nil
 }
 
-// Read runs fn on the local state under a read lock. fn must not keep
-// references to maps past its return.
-func (r *Raft) Read(fn func(*state.State)) {
-	r.fsm.mu.RLock()
-	defer r.fsm.mu.RUnlock()
-	fn(r.fsm.st)
-}
+// Read runs fn on the current version of the local state. A version is
+// immutable and holds no lock: fn may take as long as it needs (an export,
+// a check of a whole import) while applies go on, and may keep the state.
+// fn must not change it.
+func (r *Raft) Read(fn func(*state.State)) { fn(r.fsm.st.Load()) }
+
+// Registry returns the current version of the local state (see Read).
+func (r *Raft) Registry() *state.State { return r.fsm.st.Load() }
 
 // AppliedIndex is the index the local state reflects.
 func (r *Raft) AppliedIndex() uint64 { return r.fsm.applied.Load() }

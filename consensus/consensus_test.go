@@ -84,7 +84,7 @@ func TestSingleNodeApplyReadYourWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	var name string
-	r.Read(func(s *state.State) { name = s.Sites["s1"].Name })
+	r.Read(func(s *state.State) { name = s.Sites.At("s1").Name })
 	if name != "London" {
 		t.Fatalf("site name %q", name)
 	}
@@ -218,7 +218,7 @@ func TestThreeNodesConvergeAndFailOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ok bool
-		r.Read(func(s *state.State) { _, ok = s.Sites["after"] })
+		r.Read(func(s *state.State) { _, ok = s.Sites.Get("after") })
 		if !ok {
 			t.Fatalf("%s misses the write after failover", r.cfg.NodeID)
 		}

@@ -483,7 +483,7 @@ func TestDamagedSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		r.Read(func(s *state.State) { n = len(s.Sites) })
+		r.Read(func(s *state.State) { n = s.Sites.Len() })
 		if n != 40 {
 			t.Fatalf("%d sites after rebuilding from the log, want 40", n)
 		}

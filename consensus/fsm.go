@@ -23,11 +23,10 @@ import (
 // leader (CatchUp). Every path applies an entry once: an entry at or below the
 // applied index is skipped, so the paths may hand over the same entries.
 type fsm struct {
-	amu     sync.Mutex // one apply path at a time
-	mu      sync.RWMutex
-	st      *state.State
-	applied atomic.Uint64 // index of the last log the state reflects
-	mark    *appliedMark  // nil in tests that need no durability
+	amu     sync.Mutex                  // one apply path at a time
+	st      atomic.Pointer[state.State] // the applied state: an immutable version
+	applied atomic.Uint64               // index of the last log the state reflects
+	mark    *appliedMark                // nil in tests that need no durability
 	halt    atomic.Pointer[Halt]
 	closed  bool // amu: after Close nothing is applied (the mark is closed)
 
@@ -57,7 +56,9 @@ func (h *Halt) Error() string {
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(observe func([]state.Change)) *fsm {
-	return &fsm{st: state.New(), notify: make(chan struct{}), observe: observe}
+	f := &fsm{notify: make(chan struct{}), observe: observe}
+	f.st.Store(state.New())
+	return f
 }
 
 func (f *fsm) Apply(l *raft.Log) any {
@@ -105,17 +106,20 @@ func (f *fsm) applyLocked(logs []*raft.Log, durable bool) []any {
 	}
 	var all []state.Change
 	last := applied
-	f.mu.Lock()
+	// The batch applies to a new version of the state (a copy of the struct;
+	// the tables are persistent), published when the batch is done. Readers
+	// keep the version they took, and never hold an apply up.
+	st := f.st.Load().Clone()
 apply:
 	for i, l := range todo {
 		if l.Type != raft.LogCommand {
-			f.st.Index, last = l.Index, l.Index
+			st.Index, last = l.Index, l.Index
 			continue
 		}
 		c, err := command.Decode(l.Data)
 		switch {
 		case errors.Is(err, command.ErrSkippable):
-			f.st.Index, last = l.Index, l.Index
+			st.Index, last = l.Index, l.Index
 			continue
 		case err != nil:
 			// Only a newer build writes what this one cannot read: stop here,
@@ -132,13 +136,13 @@ apply:
 			break apply
 		}
 		// AppendedAt is the leader's stamp, stored with the entry: the same on every node.
-		res, ch := f.st.ApplyAt(l.Index, l.AppendedAt, c)
+		res, ch := st.ApplyAt(l.Index, l.AppendedAt, c)
 		out[first+i] = res
 		all = append(all, ch...)
 		last = l.Index
 	}
+	f.st.Store(st)
 	f.applied.Store(last)
-	f.mu.Unlock()
 	f.wake()
 	if f.onApply != nil {
 		f.onApply(last)
@@ -170,8 +174,8 @@ func (f *fsm) waitCh() <-chan struct{} {
 	return f.notify
 }
 
-// Snapshot takes an immutable copy; Persist sorts and encodes it outside the
-// lock. Raft calls Snapshot between applies, so the copy is all applies wait for.
+// Snapshot takes the current version of the state (O(1)); Persist encodes it
+// while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.amu.Lock()
 	defer f.amu.Unlock()
@@ -182,10 +186,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	// (entries replayed at open or caught up from the log): a restore then
 	// sets the applied index from the state itself, and the entries Raft
 	// hands over again are skipped.
-	f.mu.RLock()
-	c := f.st.Snapshot()
-	f.mu.RUnlock()
-	return &snapshot{img: c}, nil
+	return &snapshot{img: f.st.Load().Snapshot()}, nil
 }
 
 // Restore builds new state and swaps it in. Readers keep the old state until
@@ -206,10 +207,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return err
 		}
 	}
-	f.mu.Lock()
-	f.st = st
+	f.st.Store(st)
 	f.applied.Store(st.Index)
-	f.mu.Unlock()
 	f.halt.Store(nil)
 	f.wake()
 	if f.observe != nil {

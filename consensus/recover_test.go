@@ -118,7 +118,7 @@ func TestRestartCutOffServesWhatItApplied(t *testing.T) {
 				t.Fatalf("restarted alone at applied index %d, had applied %d", r.AppliedIndex(), last)
 			}
 			var gone bool
-			r.Read(func(s *state.State) { _, ok := s.Sites["s2"]; gone = !ok })
+			r.Read(func(s *state.State) { _, ok := s.Sites.Get("s2"); gone = !ok })
 			if !gone {
 				t.Fatal("a site deleted before the restart is back")
 			}
@@ -192,7 +192,7 @@ func TestCatchUpFromOwnLog(t *testing.T) {
 					f := followers[i%2]
 					err = f.CatchUp(ctx, idx, leader.TermOf(idx))
 					var ok bool
-					f.Read(func(s *state.State) { _, ok = s.Sites[id] })
+					f.Read(func(s *state.State) { _, ok = s.Sites.Get(id) })
 					if err == nil && !ok {
 						err = fmt.Errorf("%s caught up to %d without site %s", f.cfg.NodeID, idx, id)
 					}

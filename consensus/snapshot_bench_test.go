@@ -179,9 +179,7 @@ func restoreFromStore(tb testing.TB, store *raft.FileSnapshotStore, id string) (
 		tb.Fatal(err)
 	}
 	res := restoreResult{Seconds: time.Since(t0).Seconds(), CPUSeconds: (processCPU() - c0).Seconds()}
-	f.mu.RLock()
-	cards := len(f.st.Cards)
-	f.mu.RUnlock()
+	cards := f.st.Load().Cards.Len()
 	res.Cards = cards
 	res.HeapPerCard = float64(heapAlloc()-base) / float64(max(cards, 1))
 	return f, res
@@ -286,7 +284,7 @@ func BenchmarkSnapshot1M(b *testing.B) {
 
 		b.StopTimer()
 		if i == 0 {
-			if got, want := stateDigest(b, restored.st), stateDigest(b, fx.fsm.st); got != want || len(restored.st.Cards) != fx.cards {
+			if got, want := stateDigest(b, restored.st.Load()), stateDigest(b, fx.fsm.st.Load()); got != want || restored.st.Load().Cards.Len() != fx.cards {
 				b.Fatal("the restored state encodes differently from the original")
 			}
 		}

@@ -44,9 +44,7 @@ func applyLogs(t *testing.T, f *fsm, next *uint64, bodies ...command.Body) {
 func fsmBytes(t *testing.T, f *fsm) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if err := f.st.Encode(&buf); err != nil {
+	if err := f.st.Load().Encode(&buf); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -23,7 +23,7 @@ func (n *Node) bleLoop() {
 	for {
 		var rs []ble.Reader
 		n.raft.Read(func(s *state.State) {
-			for _, r := range s.Readers {
+			for _, r := range s.Readers.All() {
 				if r.NodeID == n.cfg.NodeID && r.Transport == state.TransportBLE {
 					rs = append(rs, ble.Reader{ID: r.ID, Adapter: r.BLEAdapter})
 				}

@@ -146,8 +146,8 @@ func (n *Node) reconcileMembers() {
 	}
 	var removed map[string]state.RemovedNode
 	n.raft.Read(func(s *state.State) {
-		removed = make(map[string]state.RemovedNode, len(s.RemovedNodes))
-		for k, v := range s.RemovedNodes {
+		removed = make(map[string]state.RemovedNode, s.RemovedNodes.Len())
+		for k, v := range s.RemovedNodes.All() {
 			removed[k] = v
 		}
 	})

@@ -271,7 +271,7 @@ func (m *mailer) stillOurs(ctx context.Context, id string) (leader, queued bool)
 		m.log.Debug("leadership not confirmed; message held", "message", id, "err", err)
 		return false, false
 	}
-	m.n.raft.Read(func(s *state.State) { queued = s.Outbox[id].Status == state.MessageQueued })
+	m.n.raft.Read(func(s *state.State) { queued = s.Outbox.At(id).Status == state.MessageQueued })
 	return true, queued
 }
 

@@ -112,7 +112,7 @@ func (s service) Cluster(ctx context.Context) (api.ClusterView, error) {
 	var removed map[string]state.RemovedNode
 	n.raft.Read(func(st *state.State) {
 		removed = map[string]state.RemovedNode{}
-		for k, v := range st.RemovedNodes {
+		for k, v := range st.RemovedNodes.All() {
 			removed[k] = v
 		}
 	})
@@ -237,7 +237,7 @@ func (s service) RemoveNode(ctx context.Context, actor, id string) error {
 func (s service) Unlock(ctx context.Context, readerID, by string) (reader.Event, error) {
 	var rd state.Reader
 	var known bool
-	s.n.raft.Read(func(st *state.State) { rd, known = st.Readers[readerID] })
+	s.n.raft.Read(func(st *state.State) { rd, known = st.Readers.Get(readerID) })
 	if !known {
 		return reader.Event{}, reader.ErrUnknown
 	}

@@ -159,7 +159,7 @@ func (c *Controller) Exchange(conn Conn, readerID string) error {
 	conn.SetDeadline(c.cfg.Now().Add(c.cfg.Timeout))
 	var rd state.Reader
 	var known bool
-	c.cfg.View.Read(func(s *state.State) { rd, known = s.Readers[readerID] })
+	c.cfg.View.Read(func(s *state.State) { rd, known = s.Readers.Get(readerID) })
 	if !known || rd.NodeID != c.cfg.NodeID {
 		// Another node's reader or none: this node decides only for its own.
 		// Only known readers are logged, so made-up ids cannot fill the log.
@@ -267,12 +267,12 @@ func (c *Controller) decide(rd state.Reader, ch exchange.Challenge, p exchange.P
 	var uses, maxUses int64
 	c.cfg.View.Read(func(s *state.State) {
 		d = decide.Decide(s, rd.ID, ch, p, now, c.keys)
-		cd, ok := s.Cards[p.CardID]
+		cd, ok := s.Cards.Get(p.CardID)
 		if ok && cd.Device != nil {
 			key = append([]byte(nil), cd.Device.PublicKey...)
 		}
 		uses, maxUses = cd.Uses, cd.MaxUses
-		site = s.Sites[rd.SiteID]
+		site = s.Sites.At(rd.SiteID)
 	})
 	if d.CardID == "" {
 		return d, nil // unknown card: nothing local can change that
@@ -351,9 +351,9 @@ func (c *Controller) enroll(conn Conn, rd state.Reader, ch exchange.Challenge, f
 	var armed *state.Enrollment
 	var holder string
 	c.cfg.View.Read(func(s *state.State) {
-		armed = s.Readers[rd.ID].Enrollment
+		armed = s.Readers.At(rd.ID).Enrollment
 		if armed != nil {
-			h := s.Cardholders[armed.CardholderID]
+			h := s.Cardholders.At(armed.CardholderID)
 			holder = h.FirstName + " " + h.LastName
 		}
 	})
@@ -392,7 +392,7 @@ func (c *Controller) enroll(conn Conn, rd state.Reader, ch exchange.Challenge, f
 func (c *Controller) Unlock(readerID, by string) (Event, error) {
 	var rd state.Reader
 	var known bool
-	c.cfg.View.Read(func(s *state.State) { rd, known = s.Readers[readerID] })
+	c.cfg.View.Read(func(s *state.State) { rd, known = s.Readers.Get(readerID) })
 	switch {
 	case !known:
 		return Event{}, ErrUnknown

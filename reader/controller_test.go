@@ -140,7 +140,7 @@ func (f *fixture) card(id string, maxUses int64) testPhone {
 }
 
 func (f *fixture) cardStatus(id string) (st string, uses int64) {
-	f.Read(func(s *state.State) { st, uses = s.Cards[id].Status, s.Cards[id].Uses })
+	f.Read(func(s *state.State) { st, uses = s.Cards.At(id).Status, s.Cards.At(id).Uses })
 	return
 }
 
@@ -473,7 +473,7 @@ func TestEnrollment(t *testing.T) {
 		t.Fatalf("armed: no card (%+v)", v)
 	}
 	var c state.Card
-	f.Read(func(s *state.State) { c = s.Cards[done.CardID] })
+	f.Read(func(s *state.State) { c = s.Cards.At(done.CardID) })
 	if c.Status != state.CardActivated || c.CardholderID != "h" || !bytes.Equal(c.Device.PublicKey, p.public()) {
 		t.Fatalf("enrolled card %+v", c)
 	}

@@ -25,10 +25,10 @@ func startLink(t *testing.T, maxConns int) (*Link, *EventLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &state.State{Readers: map[string]state.Reader{
+	st := &state.State{Readers: state.TableOf(map[string]state.Reader{
 		"door-1":  {ID: "door-1", NodeID: "n1", SiteID: "s1", AccountID: "a1"},
 		"other-1": {ID: "other-1", NodeID: "n2", SiteID: "s1", AccountID: "a1"},
-	}, Cards: map[string]state.Card{}}
+	})}
 	ctrl, err := NewController(Config{
 		NodeID: "n1", View: fixedView{st}, Events: events, Timeout: 300 * time.Millisecond,
 		Commit: func(context.Context, command.Command) error { return nil }, NewID: func() string { return "id" },

@@ -94,16 +94,16 @@ func (s *State) applyInit(c command.Command, b *command.Init, ch *changes) (any,
 		all[a] = append([]string(nil), Rights...)
 	}
 	at := c.At.UTC()
-	s.Accounts[b.AccountID] = Account{ID: b.AccountID, Name: b.AccountName, Kind: b.AccountKind, Status: OperatorActivated, Email: normEmail(b.Email), CreatedAt: at}
-	s.Profiles[b.ProfileID] = Profile{
+	s.Accounts.Put(b.AccountID, Account{ID: b.AccountID, Name: b.AccountName, Kind: b.AccountKind, Status: OperatorActivated, Email: normEmail(b.Email), CreatedAt: at})
+	s.Profiles.Put(b.ProfileID, Profile{
 		ID: b.ProfileID, AccountID: b.AccountID, Name: AdministratorProfile, Rights: all,
 		CanOrderCredits: true, CanTransferCredits: true,
-	}
-	s.Operators[b.OperatorID] = Operator{
+	})
+	s.Operators.Put(b.OperatorID, Operator{
 		ID: b.OperatorID, AccountID: b.AccountID, FirstName: "Administrator", Email: normEmail(b.Email),
 		ProfileID: b.ProfileID, Status: OperatorActivated, PasswordHash: b.PasswordHash, CreatedAt: at,
-	}
-	s.operatorByEmail[normEmail(b.Email)] = b.OperatorID
+	})
+	s.operatorByEmail.Put(normEmail(b.Email), b.OperatorID)
 	s.ClusterSecret = append([]byte(nil), b.ClusterSecret...)
 	s.Initialized = true
 	ch.put("accounts", b.AccountID)
@@ -114,10 +114,10 @@ func (s *State) applyInit(c command.Command, b *command.Init, ch *changes) (any,
 
 // OperatorByEmail finds an operator by email, case-insensitively.
 func (s *State) OperatorByEmail(email string) (Operator, bool) {
-	id, ok := s.operatorByEmail[normEmail(email)]
+	id, ok := s.operatorByEmail.Get(normEmail(email))
 	if !ok {
 		return Operator{}, false
 	}
-	o, ok := s.Operators[id]
+	o, ok := s.Operators.Get(id)
 	return o, ok
 }

@@ -11,9 +11,9 @@ import (
 // reseller makes the bootstrap account a reseller with credits.
 func newReseller(t *testing.T, credits int64) *registry {
 	r := newRegistry(t, 0)
-	acc := r.s.Accounts["acc"]
+	acc := r.s.Accounts.At("acc")
 	acc.Kind = AccountReseller
-	r.s.Accounts["acc"] = acc
+	r.s.Accounts.Put("acc", acc)
 	if credits > 0 {
 		r.load(credits)
 	}
@@ -48,14 +48,14 @@ func TestStatusActionTable(t *testing.T) {
 func TestCustomerAccounts(t *testing.T) {
 	r := newReseller(t, 100)
 	r.customer("c1", 30)
-	c := r.s.Accounts["c1"]
+	c := r.s.Accounts.At("c1")
 	if c.Status != OperatorCreated || c.Credits.Balance != 30 || c.Credits.TransfersIn != 30 || r.ledger().TransfersOut != 30 || r.ledger().Balance != 70 {
 		t.Fatalf("created: %+v / %+v", c, r.ledger())
 	}
-	if o := r.s.Operators["op-c1"]; o.Status != OperatorCreated || r.s.Profiles[o.ProfileID].Name != AdministratorProfile {
+	if o := r.s.Operators.At("op-c1"); o.Status != OperatorCreated || r.s.Profiles.At(o.ProfileID).Name != AdministratorProfile {
 		t.Fatalf("main operator: %+v", o)
 	}
-	if m := r.s.Outbox["msg-c1"]; m.AccountID != "c1" || m.Status != MessageQueued {
+	if m := r.s.Outbox.At("msg-c1"); m.AccountID != "c1" || m.Status != MessageQueued {
 		t.Fatalf("invitation message: %+v", m)
 	}
 	// Created: modify yes, disable no, reactivate no.
@@ -65,7 +65,7 @@ func TestCustomerAccounts(t *testing.T) {
 	r.refuse(&command.SetAccountStatus{ID: "c1", ParentID: "acc", Enable: true}, "invalid_status")
 	// The main operator accepts the invitation: both activate.
 	r.must(&command.AcceptInvitation{InviteHash: "inv-c1", PasswordHash: "$2a$x"})
-	if r.s.Accounts["c1"].Status != OperatorActivated || r.s.Operators["op-c1"].Status != OperatorActivated {
+	if r.s.Accounts.At("c1").Status != OperatorActivated || r.s.Operators.At("op-c1").Status != OperatorActivated {
 		t.Fatal("invitation did not activate")
 	}
 	r.refuse(&command.AcceptInvitation{InviteHash: "inv-c1", PasswordHash: "$2a$y"}, "invitation_not_found")
@@ -78,7 +78,7 @@ func TestCustomerAccounts(t *testing.T) {
 	r.refuse(&command.TransferCredits{ID: "t3", From: "acc", To: "c1", Credits: 51}, "insufficient_credit")
 	r.refuse(&command.TransferCredits{ID: "t4", From: "acc", To: "c1", Credits: 0}, "invalid_value")
 	r.refuse(&command.TransferCredits{ID: "t5", From: "c1", To: "acc", Credits: 1}, "account_not_found")
-	if len(r.s.Transfers) != 2 || r.s.Transfers[1].Comment != "PO 258749" {
+	if r.s.Transfers.Len() != 2 || r.s.Transfers.Index(1).Comment != "PO 258749" {
 		t.Fatalf("transfers: %+v", r.s.Transfers)
 	}
 	// An end customer cannot create accounts.
@@ -87,10 +87,10 @@ func TestCustomerAccounts(t *testing.T) {
 	// A duplicate operator email refuses the whole account and leaves nothing.
 	r.refuse(&command.CreateAccount{ID: "c2", ParentID: "acc", Name: "Dup", Kind: AccountEndCustomer, Email: "c1@example.com",
 		OperatorID: "op-c2", ProfileID: "prof-c2", InviteHash: "inv-c2", InviteExpires: r.at.Add(time.Hour)}, "duplicate_email")
-	if _, ok := r.s.Accounts["c2"]; ok {
+	if _, ok := r.s.Accounts.Get("c2"); ok {
 		t.Fatal("refused account left behind")
 	}
-	if _, ok := r.s.Profiles["prof-c2"]; ok {
+	if _, ok := r.s.Profiles.Get("prof-c2"); ok {
 		t.Fatal("refused account's profile left behind")
 	}
 
@@ -113,7 +113,7 @@ func TestOperatorsProfilesTokens(t *testing.T) {
 	r.refuse(&command.CreateProfile{ID: "bad2", AccountID: "acc", ProfileRights: command.ProfileRights{Name: "Bad",
 		Rights: map[string][]string{"cards": {"fly"}}}}, "invalid_value")
 	r.refuse(&command.CreateProfile{ID: "dup", AccountID: "acc", ProfileRights: command.ProfileRights{Name: "sales TEAM"}}, "duplicate_name")
-	if p := r.s.Profiles["sales"]; !p.Allows("cards", "create") || p.Allows("cards", "delete") {
+	if p := r.s.Profiles.At("sales"); !p.Allows("cards", "create") || p.Allows("cards", "delete") {
 		t.Fatalf("profile rights: %+v", p)
 	}
 	r.refuse(&command.UpdateProfile{ID: "prof", AccountID: "acc", ProfileRights: command.ProfileRights{Name: "Less"}}, "profile_locked")
@@ -133,7 +133,7 @@ func TestOperatorsProfilesTokens(t *testing.T) {
 	// An administrator gives a password: activated at once.
 	r.must(&command.CreateOperator{ID: "claudia", AccountID: "acc", FirstName: "Claudia", LastName: "White", Email: "claudia@stid.com",
 		ProfileID: "sales", PasswordHash: "$2a$h"})
-	if r.s.Operators["claudia"].Status != OperatorActivated {
+	if r.s.Operators.At("claudia").Status != OperatorActivated {
 		t.Fatal("operator with a password not activated")
 	}
 	r.must(&command.CreateSession{SessionID: "s1", TokenHash: "sess", OperatorID: "claudia", ExpiresAt: r.at.Add(time.Hour)})
@@ -143,7 +143,7 @@ func TestOperatorsProfilesTokens(t *testing.T) {
 	}
 	// Disabling ends her sessions; re-enabling works; the email cannot change (no field for it).
 	r.must(&command.SetOperatorStatus{ID: "claudia", AccountID: "acc"})
-	if _, ok := r.s.Sessions["sess"]; ok {
+	if _, ok := r.s.Sessions.Get("sess"); ok {
 		t.Fatal("disabled operator kept her session")
 	}
 	r.refuse(&command.CreateSession{SessionID: "s2", TokenHash: "sess2", OperatorID: "claudia", ExpiresAt: r.at.Add(time.Hour)}, "operator_not_active")
@@ -161,7 +161,7 @@ func TestHistoryRecordsWrites(t *testing.T) {
 	r.customer("c9", 5)
 	r.refuse(&command.TransferCredits{ID: "tx", From: "acc", To: "c9", Credits: 1000}, "insufficient_credit")
 	var actions []string
-	for _, h := range r.s.History {
+	for _, h := range r.s.History.All() {
 		if h.AccountID == "acc" {
 			actions = append(actions, h.Area+": "+h.Action)
 		}

@@ -69,23 +69,23 @@ func newCardholder(c command.Command, b *command.CreateCardholder) Cardholder {
 }
 
 func (s *State) applyCreateCardholder(c command.Command, b *command.CreateCardholder, ch *changes) (any, *Rejection) {
-	if _, ok := s.Accounts[b.AccountID]; !ok {
+	if _, ok := s.Accounts.Get(b.AccountID); !ok {
 		return nil, reject(NotFound, "account_not_found", "", "account %s does not exist", b.AccountID)
 	}
 	if r := validateCardholder(b); r != nil {
 		return nil, r
 	}
-	if _, ok := s.Cardholders[b.ID]; ok {
+	if _, ok := s.Cardholders.Get(b.ID); ok {
 		return nil, reject(Conflict, "duplicate_id", "id", "a cardholder with id %s already exists", b.ID)
 	}
 	h := newCardholder(c, b)
-	s.Cardholders[h.ID] = h
+	s.Cardholders.Put(h.ID, h)
 	ch.put("cardholders", h.ID)
 	return h, nil
 }
 
 func (s *State) applyUpdateCardholder(b *command.UpdateCardholder, ch *changes) (any, *Rejection) {
-	h, ok := s.Cardholders[b.ID]
+	h, ok := s.Cardholders.Get(b.ID)
 	if !ok || h.AccountID != b.AccountID {
 		return nil, reject(NotFound, "cardholder_not_found", "", "cardholder %s does not exist", b.ID)
 	}
@@ -118,7 +118,7 @@ func (s *State) applyUpdateCardholder(b *command.UpdateCardholder, ch *changes) 
 	nh := h
 	nh.FirstName, nh.LastName, nh.Email, nh.Phone = next.FirstName, next.LastName, next.Email, next.Phone
 	nh.Fields, nh.ValidFrom, nh.ValidUntil = maps.Clone(next.Fields), next.ValidFrom, next.ValidUntil
-	s.Cardholders[nh.ID] = nh
+	s.Cardholders.Put(nh.ID, nh)
 	ch.put("cardholders", nh.ID)
 	return nh, nil
 }
@@ -126,12 +126,12 @@ func (s *State) applyUpdateCardholder(b *command.UpdateCardholder, ch *changes) 
 // applyDeleteCardholder deletes a person and their cards by the card rules:
 // a sent card's reservation is released, an activated card's credits lost.
 func (s *State) applyDeleteCardholder(c command.Command, b *command.DeleteCardholder, ch *changes) (any, *Rejection) {
-	h, ok := s.Cardholders[b.ID]
+	h, ok := s.Cardholders.Get(b.ID)
 	if !ok || h.AccountID != b.AccountID {
 		return nil, reject(NotFound, "cardholder_not_found", "", "cardholder %s does not exist", b.ID)
 	}
 	var ids []string
-	for id, card := range s.Cards {
+	for id, card := range s.Cards.All() {
 		if card.CardholderID == h.ID {
 			ids = append(ids, id)
 		}
@@ -142,7 +142,7 @@ func (s *State) applyDeleteCardholder(c command.Command, b *command.DeleteCardho
 			return nil, rej
 		}
 	}
-	delete(s.Cardholders, h.ID)
+	s.Cardholders.Delete(h.ID)
 	ch.del("cardholders", h.ID)
 	return map[string]int{"cards_deleted": len(ids)}, nil
 }

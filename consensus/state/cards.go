@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"lintel/consensus/command"
@@ -92,7 +93,7 @@ func (c *Card) retireLink(why string) {
 }
 
 func (s *State) card(id, accountID string) (Card, *Rejection) {
-	c, ok := s.Cards[id]
+	c, ok := s.Cards.Get(id)
 	if !ok || (accountID != "" && c.AccountID != accountID) {
 		return Card{}, reject(NotFound, "card_not_found", "", "card %s does not exist", id)
 	}
@@ -100,72 +101,139 @@ func (s *State) card(id, accountID string) (Card, *Rejection) {
 }
 
 func (s *State) putCard(c Card, ch *changes) {
-	if old, ok := s.Cards[c.ID]; ok {
+	if old, ok := s.Cards.Get(c.ID); ok {
 		s.unindexCard(old)
 	}
-	s.Cards[c.ID] = c
+	s.Cards.Put(c.ID, c)
 	s.indexCard(c)
 	ch.put("cards", c.ID)
 }
 
 func (s *State) dropCard(c Card, ch *changes) {
 	s.unindexCard(c)
-	delete(s.Cards, c.ID)
+	s.Cards.Delete(c.ID)
 	ch.del("cards", c.ID)
 }
 
 func privateIDKey(siteID, config, pid string) string { return siteID + "\x00" + config + "\x00" + pid }
 func holderConfigKey(holder, config string) string   { return holder + "\x00" + config }
 
+// cardListKey orders a site's cards as the card lists show them: user cards
+// apart from configuration cards, by last name, first name and id (the
+// API's cursor is the part after the list).
+func cardListKey(c *Card) string {
+	return c.SiteID + "\x00" + cardListOf(c.Kind) + "\x00" + CardCursor(c)
+}
+
+func cardStatusListKey(c *Card) string {
+	return c.SiteID + "\x00" + cardListOf(c.Kind) + "\x00" + c.Status + "\x00" + CardCursor(c)
+}
+
+func cardListOf(kind string) string {
+	if kind == KindConfig {
+		return "c"
+	}
+	return "u"
+}
+
+// CardCursor is a card's place in its site's list: last name, first name, id.
+func CardCursor(c *Card) string { return c.LastName + "\x00" + c.FirstName + "\x00" + c.ID }
+
 func (s *State) indexCard(c Card) {
 	if c.LinkHash != "" {
-		s.cardByLink[c.LinkHash] = c.ID
+		s.cardByLink.Put(c.LinkHash, c.ID)
 	}
 	if c.OldLink != "" {
-		s.cardByOldLink[c.OldLink] = c.ID
+		s.cardByOldLink.Put(c.OldLink, c.ID)
 	}
+	s.cardList.Put(cardListKey(&c), c.ID)
+	s.cardStatusList.Put(cardStatusListKey(&c), c.ID)
 	if !c.counts() {
 		return
 	}
 	if c.Kind == KindPrivateID {
-		s.privateIDs[privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID)]++
+		s.privateIDs.Add(privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID), 1)
 	}
-	s.holderConfigs[holderConfigKey(c.CardholderID, c.ReaderConfig)]++
+	s.holderConfigs.Add(holderConfigKey(c.CardholderID, c.ReaderConfig), 1)
 	if c.Kind != KindConfig {
-		s.siteCards[c.SiteID]++
+		s.siteCards.Add(c.SiteID, 1)
 	}
 }
 
 func (s *State) unindexCard(c Card) {
 	if c.LinkHash != "" {
-		delete(s.cardByLink, c.LinkHash)
+		s.cardByLink.Delete(c.LinkHash)
 	}
 	if c.OldLink != "" {
-		delete(s.cardByOldLink, c.OldLink)
+		s.cardByOldLink.Delete(c.OldLink)
 	}
+	s.cardList.Delete(cardListKey(&c))
+	s.cardStatusList.Delete(cardStatusListKey(&c))
 	if !c.counts() {
 		return
 	}
-	dec := func(m map[string]int, k string) {
-		if m[k] <= 1 {
-			delete(m, k)
-		} else {
-			m[k]--
-		}
+	if c.Kind == KindPrivateID {
+		s.privateIDs.Add(privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID), -1)
+	}
+	s.holderConfigs.Add(holderConfigKey(c.CardholderID, c.ReaderConfig), -1)
+	if c.Kind != KindConfig {
+		s.siteCards.Add(c.SiteID, -1)
+	}
+}
+
+// cardIndexes collects the card indexes of a restore, to build each at once.
+type cardIndexes struct {
+	link, oldLink, list, statusList []entry[string]
+	privateIDs, holderConfigs       countsBuilder
+	siteCards                       map[string]int
+}
+
+func newCardIndexes(n int) *cardIndexes {
+	return &cardIndexes{
+		list: make([]entry[string], 0, n), statusList: make([]entry[string], 0, n),
+		privateIDs: newCountsBuilder(), holderConfigs: newCountsBuilder(), siteCards: map[string]int{},
+	}
+}
+
+func (b *cardIndexes) add(c *Card) {
+	if c.LinkHash != "" {
+		b.link = append(b.link, entry[string]{c.LinkHash, c.ID})
+	}
+	if c.OldLink != "" {
+		b.oldLink = append(b.oldLink, entry[string]{c.OldLink, c.ID})
+	}
+	b.list = append(b.list, entry[string]{cardListKey(c), c.ID})
+	b.statusList = append(b.statusList, entry[string]{cardStatusListKey(c), c.ID})
+	if !c.counts() {
+		return
 	}
 	if c.Kind == KindPrivateID {
-		dec(s.privateIDs, privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID))
+		b.privateIDs.add(privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID))
 	}
-	dec(s.holderConfigs, holderConfigKey(c.CardholderID, c.ReaderConfig))
+	b.holderConfigs.add(holderConfigKey(c.CardholderID, c.ReaderConfig))
 	if c.Kind != KindConfig {
-		dec(s.siteCards, c.SiteID)
+		b.siteCards[c.SiteID]++
 	}
+}
+
+// into builds the indexes into s, two at a time.
+func (b *cardIndexes) into(s *State) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		s.cardList = buildIndex(b.list)
+		s.privateIDs = b.privateIDs.counts()
+	})
+	s.cardStatusList = buildIndex(b.statusList)
+	s.holderConfigs = b.holderConfigs.counts()
+	s.cardByLink, s.cardByOldLink = buildIndex(b.link), buildIndex(b.oldLink)
+	s.siteCards = countsOf(b.siteCards)
+	wg.Wait()
 }
 
 // checkPrivateID enforces one private id per reader configuration, unless
 // the site allows duplicates (seed 003, "Authorizing private ID duplicates").
 func (s *State) checkPrivateID(site Site, config, pid string) *Rejection {
-	if !site.PrivateIDDuplicates && s.privateIDs[privateIDKey(site.ID, config, pid)] > 0 {
+	if !site.PrivateIDDuplicates && s.privateIDs.At(privateIDKey(site.ID, config, pid)) > 0 {
 		return reject(Conflict, "duplicate_private_id", "private_id",
 			"private id %s is already used by a card of configuration %q; choose another, or allow duplicates on the site", pid, config)
 	}
@@ -183,11 +251,11 @@ func validPrivateID(pid string) *Rejection {
 }
 
 func (s *State) applyCreateCard(c command.Command, b *command.CreateCard, ch *changes) (any, *Rejection) {
-	site, ok := s.Sites[b.SiteID]
+	site, ok := s.Sites.Get(b.SiteID)
 	if !ok || site.AccountID != b.AccountID {
 		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
 	}
-	if _, ok := s.Cards[b.ID]; ok {
+	if _, ok := s.Cards.Get(b.ID); ok {
 		return nil, reject(Conflict, "duplicate_id", "id", "a card with id %s already exists", b.ID)
 	}
 	card := Card{
@@ -224,7 +292,7 @@ func (s *State) applyCreateCard(c command.Command, b *command.CreateCard, ch *ch
 	if rej != nil {
 		return nil, rej
 	}
-	if s.holderConfigs[holderConfigKey(holder.ID, card.ReaderConfig)] > 0 {
+	if s.holderConfigs.At(holderConfigKey(holder.ID, card.ReaderConfig)) > 0 {
 		return nil, reject(Conflict, "duplicate_card", "cardholder_id",
 			"%s %s already holds a card of this configuration; one person cannot hold two cards of the same configuration", holder.FirstName, holder.LastName)
 	}
@@ -237,7 +305,7 @@ func (s *State) applyCreateCard(c command.Command, b *command.CreateCard, ch *ch
 		return nil, reject(Invalid, "required", "email", "the card's holder needs an email address: the activation link is sent there")
 	}
 	if b.NewCardholder != nil {
-		s.Cardholders[holder.ID] = holder
+		s.Cardholders.Put(holder.ID, holder)
 		ch.put("cardholders", holder.ID)
 	}
 	s.putCard(card, ch)
@@ -248,7 +316,7 @@ func (s *State) applyCreateCard(c command.Command, b *command.CreateCard, ch *ch
 // A new holder is stored by the caller only once every check has passed.
 func (s *State) cardholderForCard(c command.Command, b *command.CreateCard, ch *changes) (Cardholder, *Rejection) {
 	if b.CardholderID != "" {
-		h, ok := s.Cardholders[b.CardholderID]
+		h, ok := s.Cardholders.Get(b.CardholderID)
 		if !ok || h.AccountID != b.AccountID {
 			return Cardholder{}, reject(NotFound, "cardholder_not_found", "cardholder_id", "cardholder %s does not exist", b.CardholderID)
 		}
@@ -262,7 +330,7 @@ func (s *State) cardholderForCard(c command.Command, b *command.CreateCard, ch *
 	if r := validateCardholder(&nh); r != nil {
 		return Cardholder{}, r
 	}
-	if _, ok := s.Cardholders[nh.ID]; ok {
+	if _, ok := s.Cardholders.Get(nh.ID); ok {
 		return Cardholder{}, reject(Conflict, "duplicate_id", "cardholder_id", "a cardholder with id %s already exists", nh.ID)
 	}
 	return newCardholder(c, &nh), nil
@@ -273,8 +341,8 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 	if rej != nil {
 		return nil, rej
 	}
-	acc := s.Accounts[card.AccountID]
-	site := s.Sites[card.SiteID]
+	acc := s.Accounts.At(card.AccountID)
+	site := s.Sites.At(card.SiteID)
 	switch card.Status {
 	case CardSent:
 		// Resend: a new link replaces the old; the reservation stays.
@@ -302,7 +370,7 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 	if b.LinkHash == "" || !b.LinkExpires.After(s.Clock) {
 		return nil, reject(Invalid, "invalid_command", "", "a send needs a link hash and a link expiry after now")
 	}
-	if _, taken := s.cardByLink[b.LinkHash]; taken {
+	if s.cardByLink.Has(b.LinkHash) {
 		return nil, reject(Conflict, "duplicate_link", "", "that activation link is already in use")
 	}
 	card.Status = CardSent
@@ -310,13 +378,13 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 	card.retireLink("replaced")
 	card.LinkHash, card.LinkExpires = b.LinkHash, ptime(b.LinkExpires)
 	// A message still queued with the old link would deliver a dead link.
-	if m, ok := s.Outbox[card.MessageID]; ok && m.Status == MessageQueued {
+	if m, ok := s.Outbox.Get(card.MessageID); ok && m.Status == MessageQueued {
 		m.Status, m.Body, m.LastError = MessageFailed, Redacted, "replaced by a newer activation message"
-		s.Outbox[m.ID] = m
+		s.Outbox.Put(m.ID, m)
 		ch.put("outbox", m.ID)
 	}
 	card.MessageID = b.Message.ID
-	s.Accounts[acc.ID] = acc
+	s.Accounts.Put(acc.ID, acc)
 	ch.put("accounts", acc.ID)
 	s.putCard(card, ch)
 	s.queueMessage(c, b.Message, card.ID, ch, card.AccountID)
@@ -324,10 +392,10 @@ func (s *State) applySendCard(c command.Command, b *command.SendCard, ch *change
 }
 
 func (s *State) applyActivateCard(c command.Command, b *command.ActivateCard, ch *changes) (any, *Rejection) {
-	id, ok := s.cardByLink[b.LinkHash]
+	id, ok := s.cardByLink.Get(b.LinkHash)
 	if !ok {
-		if old, ok := s.cardByOldLink[b.LinkHash]; ok {
-			switch s.Cards[old].OldLinkWhy {
+		if old, ok := s.cardByOldLink.Get(b.LinkHash); ok {
+			switch s.Cards.At(old).OldLinkWhy {
 			case "used":
 				return nil, reject(Conflict, "link_used", "", "this activation link was already used; a link works once")
 			case "expired":
@@ -337,7 +405,7 @@ func (s *State) applyActivateCard(c command.Command, b *command.ActivateCard, ch
 		}
 		return nil, reject(NotFound, "link_not_found", "", "this activation link is not valid; ask for a new link")
 	}
-	card := s.Cards[id]
+	card := s.Cards.At(id)
 	if card.Status != CardSent {
 		return nil, reject(Conflict, "link_used", "", "this activation link was already used")
 	}
@@ -349,9 +417,9 @@ func (s *State) applyActivateCard(c command.Command, b *command.ActivateCard, ch
 	if _, err := parseDeviceKey(b.DeviceKey); err != nil {
 		return nil, reject(Invalid, "invalid_value", "public_key", "the phone's key is not a P-256 public key: %v", err)
 	}
-	acc := s.Accounts[card.AccountID]
+	acc := s.Accounts.At(card.AccountID)
 	acc.Credits = acc.Credits.debit(card.Credits)
-	s.Accounts[acc.ID] = acc
+	s.Accounts.Put(acc.ID, acc)
 	ch.put("accounts", acc.ID)
 	card.Status = CardActivated
 	card.ActivatedAt = ptime(c.At)
@@ -392,13 +460,13 @@ func VerifyDevice(c Card, msg, sig []byte) bool {
 func (s *State) applyExpireLinks(ch *changes) (any, *Rejection) {
 	n := 0
 	for _, id := range s.sentCardIDs() {
-		card := s.Cards[id]
+		card := s.Cards.At(id)
 		if card.LinkExpires == nil || s.Clock.Before(*card.LinkExpires) {
 			continue
 		}
-		acc := s.Accounts[card.AccountID]
+		acc := s.Accounts.At(card.AccountID)
 		acc.Credits = acc.Credits.release(card.Credits)
-		s.Accounts[acc.ID] = acc
+		s.Accounts.Put(acc.ID, acc)
 		ch.put("accounts", acc.ID)
 		card.Status, card.Credits = CardExpired, 0
 		card.retireLink("expired")
@@ -460,9 +528,9 @@ func (s *State) applyConfirmRevoke(c command.Command, b *command.ConfirmRevoke, 
 	if card.Status != CardPendingRevoke {
 		return nil, reject(Conflict, "invalid_status", "", "card %s is %s, not pending revoke", card.ID, card.Status)
 	}
-	acc := s.Accounts[card.AccountID]
+	acc := s.Accounts.At(card.AccountID)
 	acc.Credits = acc.Credits.refund(card.Credits)
-	s.Accounts[acc.ID] = acc
+	s.Accounts.Put(acc.ID, acc)
 	ch.put("accounts", acc.ID)
 	card.Status, card.Credits = CardRevoked, 0
 	s.putCard(card, ch)
@@ -479,9 +547,9 @@ func (s *State) applyMarkLost(c command.Command, b *command.MarkLost, ch *change
 	}
 	if card.Status == CardPendingRevoke {
 		// The phone will never confirm: the debited credits are lost.
-		acc := s.Accounts[card.AccountID]
+		acc := s.Accounts.At(card.AccountID)
 		acc.Credits = acc.Credits.lose(card.Credits)
-		s.Accounts[acc.ID] = acc
+		s.Accounts.Put(acc.ID, acc)
 		ch.put("accounts", acc.ID)
 	}
 	card.Status, card.Credits = CardLost, 0
@@ -494,14 +562,14 @@ func (s *State) applyDeleteCard(c command.Command, b *command.DeleteCard, ch *ch
 	if rej != nil {
 		return nil, rej
 	}
-	acc := s.Accounts[card.AccountID]
+	acc := s.Accounts.At(card.AccountID)
 	switch {
 	case card.Status == CardSent:
 		acc.Credits = acc.Credits.release(card.Credits)
 	case card.holdsCredits():
 		acc.Credits = acc.Credits.lose(card.Credits)
 	}
-	s.Accounts[acc.ID] = acc
+	s.Accounts.Put(acc.ID, acc)
 	ch.put("accounts", acc.ID)
 	s.dropCard(card, ch)
 	return nil, nil
@@ -598,8 +666,8 @@ func (s *State) applyUpdateCard(c command.Command, b *command.UpdateCard, ch *ch
 		}
 		// The card's own entry must not count against itself.
 		s.unindexCard(card)
-		r := s.checkPrivateID(s.Sites[card.SiteID], next.ReaderConfig, next.PrivateID)
-		if r == nil && s.holderConfigs[holderConfigKey(card.CardholderID, next.ReaderConfig)] > 0 {
+		r := s.checkPrivateID(s.Sites.At(card.SiteID), next.ReaderConfig, next.PrivateID)
+		if r == nil && s.holderConfigs.At(holderConfigKey(card.CardholderID, next.ReaderConfig)) > 0 {
 			r = reject(Conflict, "duplicate_card", "reader_config", "this cardholder already holds a card of configuration %q", next.ReaderConfig)
 		}
 		s.indexCard(card)
@@ -633,8 +701,8 @@ func validateWindow(from, until *time.Time, maxUses int64) *Rejection {
 // sentCardIDs lists the cards with a live link (only sent cards have one),
 // sorted so that every node expires them in the same order.
 func (s *State) sentCardIDs() []string {
-	ids := make([]string, 0, len(s.cardByLink))
-	for _, id := range s.cardByLink {
+	ids := make([]string, 0, s.cardByLink.Len())
+	for _, id := range s.cardByLink.From("") {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
@@ -644,8 +712,8 @@ func (s *State) sentCardIDs() []string {
 // LinksToExpire reports whether some sent card's link has expired at now,
 // so the leader issues ExpireLinks only when it has work.
 func (s *State) LinksToExpire(now time.Time) bool {
-	for _, id := range s.cardByLink {
-		if c := s.Cards[id]; c.LinkExpires != nil && !now.Before(*c.LinkExpires) {
+	for _, id := range s.cardByLink.From("") {
+		if c := s.Cards.At(id); c.LinkExpires != nil && !now.Before(*c.LinkExpires) {
 			return true
 		}
 	}

@@ -74,7 +74,7 @@ func (r *registry) refuse(b command.Body, code string) {
 	}
 }
 
-func (r *registry) ledger() Ledger { return r.s.Accounts["acc"].Credits }
+func (r *registry) ledger() Ledger { return r.s.Accounts.At("acc").Credits }
 
 func (r *registry) newCard(id, pid string) {
 	r.t.Helper()
@@ -111,7 +111,7 @@ func (p phone) sign(msg []byte) []byte {
 	return sig
 }
 
-func (r *registry) status(id string) string { return r.s.Cards[id].Status }
+func (r *registry) status(id string) string { return r.s.Cards.At(id).Status }
 
 func TestCardLifecycleAndCredits(t *testing.T) {
 	r := newRegistry(t, 100)
@@ -123,13 +123,13 @@ func TestCardLifecycleAndCredits(t *testing.T) {
 	if l := r.ledger(); r.status("c1") != CardSent || l.Reserved != 5 || l.Available() != 95 || l.Balance != 100 {
 		t.Fatalf("sent: %s %+v", r.status("c1"), l)
 	}
-	if m := r.s.Outbox["m-"+link]; m.Status != MessageQueued || m.CardID != "c1" {
+	if m := r.s.Outbox.At("m-" + link); m.Status != MessageQueued || m.CardID != "c1" {
 		t.Fatalf("outbox: %+v", m)
 	}
 	// Resend: a new link, the old one dies, no new reservation; the old
 	// message, still queued, is not delivered with its dead link.
 	link2 := r.send("c1")
-	if m := r.s.Outbox["m-"+link]; m.Status != MessageFailed || m.Body != Redacted {
+	if m := r.s.Outbox.At("m-" + link); m.Status != MessageFailed || m.Body != Redacted {
 		t.Fatalf("old message after resend: %+v", m)
 	}
 	if r.ledger().Reserved != 5 {
@@ -149,7 +149,7 @@ func TestCardLifecycleAndCredits(t *testing.T) {
 
 	// Revoke; only the bound phone's receipt confirms it; then the refund.
 	r.must(&command.RevokeCard{ID: "c1", AccountID: "acc"})
-	if r.status("c1") != CardPendingRevoke || r.s.Cards["c1"].RevokedAt == nil {
+	if r.status("c1") != CardPendingRevoke || r.s.Cards.At("c1").RevokedAt == nil {
 		t.Fatal("not pending revoke")
 	}
 	r.refuse(&command.ConfirmRevoke{CardID: "c1", Signature: newPhone(t).sign(command.DeletionReceiptMessage("c1"))}, "bad_signature")
@@ -165,7 +165,7 @@ func TestCardLifecycleAndCredits(t *testing.T) {
 	link3 := r.send("c1")
 	p2 := newPhone(t)
 	r.must(&command.ActivateCard{LinkHash: link3, DeviceKey: p2.public()})
-	if c := r.s.Cards["c1"]; string(c.Device.PublicKey) != string(p2.public()) || r.ledger().Used != 10 {
+	if c := r.s.Cards.At("c1"); string(c.Device.PublicKey) != string(p2.public()) || r.ledger().Used != 10 {
 		t.Fatalf("re-issue: %+v %+v", c.Device, r.ledger())
 	}
 }
@@ -341,7 +341,7 @@ func TestConfigurationChangeRule(t *testing.T) {
 	s := func(v string) *string { return &v }
 	r.refuse(&command.UpdateCard{ID: "orange", AccountID: "acc", ReaderConfig: s("London"), Kind: s(KindPrivateID)}, "required")
 	r.must(&command.UpdateCard{ID: "orange", AccountID: "acc", ReaderConfig: s("London"), Kind: s(KindPrivateID), PrivateID: s("77")})
-	if c := r.s.Cards["orange"]; c.Kind != KindPrivateID || c.ReaderConfig != "London" {
+	if c := r.s.Cards.At("orange"); c.Kind != KindPrivateID || c.ReaderConfig != "London" {
 		t.Fatalf("device→private: %+v", c)
 	}
 	r.must(&command.UpdateCard{ID: "orange", AccountID: "acc", ReaderConfig: s("Paris")})
@@ -367,7 +367,7 @@ func TestPrivateIDUniqueness(t *testing.T) {
 	// A rejected card leaves no new cardholder behind.
 	r.refuse(&command.CreateCard{ID: "e", SiteID: "site", AccountID: "acc", Kind: KindPrivateID, ReaderConfig: "London", PrivateID: "abc",
 		NewCardholder: &command.CreateCardholder{ID: "he", FirstName: "E", LastName: "E", Email: "e@example.com"}}, "invalid_value")
-	if _, ok := r.s.Cardholders["he"]; ok {
+	if _, ok := r.s.Cardholders.Get("he"); ok {
 		t.Fatal("rejected card created its cardholder")
 	}
 }
@@ -427,7 +427,7 @@ func TestCardholders(t *testing.T) {
 	r.refuse(&command.CreateCardholder{ID: "v4", AccountID: "acc", FirstName: "A", LastName: "B", ValidFrom: &until, ValidUntil: &from}, "invalid_value")
 	// A visitor's card takes the visitor's window.
 	r.must(&command.CreateCard{ID: "vc", SiteID: "site", AccountID: "acc", Kind: KindDeviceID, CardholderID: "v"})
-	if c := r.s.Cards["vc"]; c.ValidUntil == nil || !c.ValidUntil.Equal(until) {
+	if c := r.s.Cards.At("vc"); c.ValidUntil == nil || !c.ValidUntil.Equal(until) {
 		t.Fatalf("visitor window: %+v", c)
 	}
 	// Several cards, one per configuration.
@@ -443,19 +443,19 @@ func TestOutboxDeliveryRedactsTheLink(t *testing.T) {
 		t.Fatalf("pending: %+v", got)
 	}
 	r.must(&command.MessageFailed{ID: id, Error: "connection refused"})
-	if m := r.s.Outbox[id]; m.Status != MessageQueued || m.Attempts != 1 || m.LastError == "" {
+	if m := r.s.Outbox.At(id); m.Status != MessageQueued || m.Attempts != 1 || m.LastError == "" {
 		t.Fatalf("after a failed attempt: %+v", m)
 	}
 	r.must(&command.MessageDelivered{ID: id})
-	m := r.s.Outbox[id]
+	m := r.s.Outbox.At(id)
 	if m.Status != MessageSent || m.Attempts != 2 || m.Body != Redacted || m.SentAt == nil {
 		t.Fatalf("delivered: %+v", m)
 	}
 	// Delivered once: a late failure or a repeat changes nothing.
 	r.must(&command.MessageFailed{ID: id, Error: "late", Final: true})
 	r.must(&command.MessageDelivered{ID: id})
-	if r.s.Outbox[id] != m || len(r.s.PendingMessages()) != 0 {
-		t.Fatalf("after repeats: %+v", r.s.Outbox[id])
+	if r.s.Outbox.At(id) != m || len(r.s.PendingMessages()) != 0 {
+		t.Fatalf("after repeats: %+v", r.s.Outbox.At(id))
 	}
 	r.refuse(&command.MessageDelivered{ID: "nope"}, "message_not_found")
 }
@@ -471,16 +471,16 @@ func TestImportCardsAllOrNone(t *testing.T) {
 	if errs := r.s.CheckImport(command.Header{At: r.at}, bad); len(errs) != 1 || errs[0].Row != 1 || errs[0].Rejection.Code != "duplicate_private_id" {
 		t.Fatalf("CheckImport: %+v", errs)
 	}
-	if len(r.s.Cards) != 0 {
+	if r.s.Cards.Len() != 0 {
 		t.Fatal("CheckImport changed the state")
 	}
 	r.refuse(&command.ImportCards{Cards: bad}, "duplicate_private_id")
-	if len(r.s.Cards) != 0 || len(r.s.Cardholders) != 0 {
-		t.Fatalf("a refused batch left %d cards and %d cardholders", len(r.s.Cards), len(r.s.Cardholders))
+	if r.s.Cards.Len() != 0 || r.s.Cardholders.Len() != 0 {
+		t.Fatalf("a refused batch left %d cards and %d cardholders", r.s.Cards.Len(), r.s.Cardholders.Len())
 	}
 	r.must(&command.ImportCards{Cards: good})
-	if len(r.s.Cards) != 2 || r.s.Cards["b"].Status != CardCreated {
-		t.Fatalf("import: %d cards", len(r.s.Cards))
+	if r.s.Cards.Len() != 2 || r.s.Cards.At("b").Status != CardCreated {
+		t.Fatalf("import: %d cards", r.s.Cards.Len())
 	}
 	// The refused batch's ids are free again and the good ones are taken.
 	r.refuse(&command.ImportCards{Cards: []command.CreateCard{row("a", "9")}}, "duplicate_id")

@@ -43,8 +43,8 @@ func TestSkewedNodeCannotExpireDedup(t *testing.T) {
 	now := r.at.Add(time.Second)
 	use := made("R", "n1", now, &command.RecordUse{CardID: "v", ReaderID: "front"})
 	first, _ := applyAt(r.harness, now, use)
-	if first.Err != nil || r.s.Cards["v"].Uses != 1 {
-		t.Fatalf("use: %+v, uses %d", first.Err, r.s.Cards["v"].Uses)
+	if first.Err != nil || r.s.Cards.At("v").Uses != 1 {
+		t.Fatalf("use: %+v, uses %d", first.Err, r.s.Cards.At("v").Uses)
 	}
 
 	before := comparable(r.s.Clone())
@@ -74,7 +74,7 @@ func TestSkewedNodeCannotExpireDedup(t *testing.T) {
 	if !bytes.Equal(again.Value, first.Value) || again.Err != nil || len(ch) != 0 {
 		t.Fatalf("retry: %s %+v %v, want the first answer %s", again.Value, again.Err, ch, first.Value)
 	}
-	if n := r.s.Cards["v"].Uses; n != 1 {
+	if n := r.s.Cards.At("v").Uses; n != 1 {
 		t.Fatalf("uses %d after the retry, want 1", n)
 	}
 	// A retry of the refused command gets its refusal back.
@@ -112,14 +112,14 @@ func TestCommandFromThePastIsAccepted(t *testing.T) {
 	if res, _ := applyAt(r.harness, now.Add(time.Second), made("offline-revoke", "n1", revokedAt, &command.RevokeCard{ID: "v", AccountID: "acc"})); res.Err != nil {
 		t.Fatalf("offline revoke: %v", res.Err)
 	}
-	c := r.s.Cards["v"]
+	c := r.s.Cards.At("v")
 	if c.Uses != 1 || c.Status != CardPendingRevoke || c.RevokedAt == nil || !c.RevokedAt.Equal(revokedAt) {
 		t.Fatalf("card %+v: want 1 use, pending revoke at %v (the command's time)", c, revokedAt)
 	}
 	if !r.s.Clock.Equal(now.Add(time.Second)) {
 		t.Fatalf("clock %v, want %v", r.s.Clock, now.Add(time.Second))
 	}
-	if e := r.s.Dedup["offline-use"]; !e.At.Equal(now) {
+	if e := r.s.Dedup.At("offline-use"); !e.At.Equal(now) {
 		t.Fatalf("dedup entry at %v, want when it was applied %v", e.At, now)
 	}
 	applyAt(r.harness, now.Add(DedupRetryWindow-time.Second), made("p1", "", now, &command.DeleteSession{TokenHash: "x"}))
@@ -183,7 +183,7 @@ func TestLeaderClockIsMonotonicAndUTC(t *testing.T) {
 	if !h.s.Clock.Equal(t1) {
 		t.Fatalf("clock moved back to %v", h.s.Clock)
 	}
-	if e := h.s.Dedup["b"]; !e.At.Equal(t1) {
+	if e := h.s.Dedup.At("b"); !e.At.Equal(t1) {
 		t.Fatalf("entry of the lagging leader at %v, want the state clock %v", e.At, t1)
 	}
 
@@ -207,7 +207,7 @@ func TestSecurityExpiriesOnLeaderClock(t *testing.T) {
 		r.newCard("c1", "1")
 		r.newCard("c2", "2")
 		l1, l2 := r.send("c1"), r.send("c2")
-		exp := *r.s.Cards["c2"].LinkExpires
+		exp := *r.s.Cards.At("c2").LinkExpires
 		key := newPhone(t).public()
 		// Ahead by 30 s, the leader before the expiry: still activates.
 		if res, _ := applyAt(r.harness, exp.Add(-10*time.Second), made("a1", "n2", exp.Add(20*time.Second), &command.ActivateCard{LinkHash: l2, DeviceKey: key})); res.Err != nil {
@@ -318,10 +318,10 @@ func TestDeterminismWithStamps(t *testing.T) {
 	if last := now.Add(DedupRetryWindow + 5*time.Second); !a.Clock.Equal(last) {
 		t.Fatalf("clock %v, want %v", a.Clock, last)
 	}
-	if u := a.Cards["v"].Uses; u != 3 {
+	if u := a.Cards.At("v").Uses; u != 3 {
 		t.Fatalf("uses %d, want 3 (one online, its retry not counted, one offline, one unstamped)", u)
 	}
-	if _, ok := a.Sites["s9"]; ok {
+	if _, ok := a.Sites.Get("s9"); ok {
 		t.Fatal("the skewed command was applied")
 	}
 }

@@ -27,7 +27,7 @@ type Configurator struct {
 }
 
 func (s *State) applyCreateConfigurator(c command.Command, b *command.CreateConfigurator, ch *changes) (any, *Rejection) {
-	site, ok := s.Sites[b.SiteID]
+	site, ok := s.Sites.Get(b.SiteID)
 	if !ok || site.AccountID != b.AccountID {
 		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
 	}
@@ -40,23 +40,23 @@ func (s *State) applyCreateConfigurator(c command.Command, b *command.CreateConf
 	if !validEmail(email) {
 		return nil, reject(Invalid, "invalid_value", "email", "%q is not an email address", b.Email)
 	}
-	if _, ok := s.Configurators[b.ID]; ok || b.ID == "" {
+	if _, ok := s.Configurators.Get(b.ID); ok || b.ID == "" {
 		return nil, reject(Conflict, "duplicate_id", "id", "a configurator with id %s already exists", b.ID)
 	}
-	for _, x := range s.Configurators {
+	for _, x := range s.Configurators.All() {
 		if x.SiteID == b.SiteID && x.Email == email {
 			return nil, reject(Conflict, "duplicate_email", "email", "%s is already a configurator of this site", email)
 		}
 	}
 	cf := Configurator{ID: b.ID, AccountID: b.AccountID, SiteID: b.SiteID, FirstName: strings.TrimSpace(b.FirstName),
 		LastName: strings.TrimSpace(b.LastName), Email: email, Phone: strings.TrimSpace(b.Phone), Fields: maps.Clone(b.Fields), CreatedAt: c.At.UTC()}
-	s.Configurators[cf.ID] = cf
+	s.Configurators.Put(cf.ID, cf)
 	ch.put("configurators", cf.ID)
 	return cf, nil
 }
 
 func (s *State) configurator(id, accountID string) (Configurator, *Rejection) {
-	cf, ok := s.Configurators[id]
+	cf, ok := s.Configurators.Get(id)
 	if !ok || cf.AccountID != accountID {
 		return Configurator{}, reject(NotFound, "configurator_not_found", "", "configurator %s does not exist", id)
 	}
@@ -86,10 +86,10 @@ func (s *State) applyUpdateConfigurator(b *command.UpdateConfigurator, ch *chang
 	if b.Fields != nil {
 		cf.Fields = maps.Clone(*b.Fields)
 	}
-	s.Configurators[cf.ID] = cf
+	s.Configurators.Put(cf.ID, cf)
 	ch.put("configurators", cf.ID)
 	// The configurator's cards carry the names too.
-	for _, c := range s.Cards {
+	for _, c := range s.Cards.All() {
 		if c.Kind == KindConfig && c.CardholderID == cf.ID {
 			c.FirstName, c.LastName, c.Phone = cf.FirstName, cf.LastName, cf.Phone
 			s.putCard(c, ch)
@@ -108,14 +108,14 @@ func (s *State) applyDeleteConfigurator(b *command.DeleteConfigurator, ch *chang
 	if n := s.holderCards(cf.ID); n > 0 {
 		return nil, reject(Conflict, "configurator_in_use", "", "%s %s still holds %d configuration cards; delete them first", cf.FirstName, cf.LastName, n)
 	}
-	delete(s.Configurators, cf.ID)
+	s.Configurators.Delete(cf.ID)
 	ch.del("configurators", cf.ID)
 	return nil, nil
 }
 
 func (s *State) holderCards(holderID string) int {
 	n := 0
-	for _, c := range s.Cards {
+	for _, c := range s.Cards.All() {
 		if c.CardholderID == holderID {
 			n++
 		}
@@ -132,10 +132,10 @@ func (s *State) applyCreateConfigCard(c command.Command, b *command.CreateConfig
 	if !ok {
 		return nil, reject(NotFound, "reader_config_not_found", "reader_config", "there is no reader configuration named %q in this account", b.ReaderConfig)
 	}
-	if _, ok := s.Cards[b.ID]; ok || b.ID == "" {
+	if _, ok := s.Cards.Get(b.ID); ok || b.ID == "" {
 		return nil, reject(Conflict, "duplicate_id", "id", "a card with id %s already exists", b.ID)
 	}
-	if s.holderConfigs[holderConfigKey(cf.ID, rc.Name)] > 0 {
+	if s.holderConfigs.At(holderConfigKey(cf.ID, rc.Name)) > 0 {
 		return nil, reject(Conflict, "duplicate_card", "reader_config", "%s %s already has configuration %q assigned", cf.FirstName, cf.LastName, rc.Name)
 	}
 	card := Card{ID: b.ID, SiteID: cf.SiteID, AccountID: b.AccountID, Kind: KindConfig, Status: CardCreated, ReaderConfig: rc.Name,
@@ -161,7 +161,7 @@ type Template struct {
 }
 
 func (s *State) applySetTemplate(b *command.SetTemplate, ch *changes) (any, *Rejection) {
-	acc, ok := s.Accounts[b.AccountID]
+	acc, ok := s.Accounts.Get(b.AccountID)
 	if !ok {
 		return nil, reject(NotFound, "account_not_found", "", "account %s does not exist", b.AccountID)
 	}
@@ -174,7 +174,7 @@ func (s *State) applySetTemplate(b *command.SetTemplate, ch *changes) (any, *Rej
 	}
 	key := acc.ID + "\x00" + b.Kind
 	if b.Subject == "" && b.Body == "" {
-		delete(s.Templates, key)
+		s.Templates.Delete(key)
 		ch.del("templates", key)
 		return Template{}, nil
 	}
@@ -187,13 +187,13 @@ func (s *State) applySetTemplate(b *command.SetTemplate, ch *changes) (any, *Rej
 		return nil, reject(Invalid, "invalid_value", "body", "the body must contain {link}: without it the person cannot activate")
 	}
 	t := Template{Subject: b.Subject, Body: b.Body}
-	s.Templates[key] = t
+	s.Templates.Put(key, t)
 	ch.put("templates", key)
 	return t, nil
 }
 
 // TemplateOf returns an account's wording of a message kind, if it set one.
 func (s *State) TemplateOf(accountID, kind string) (Template, bool) {
-	t, ok := s.Templates[accountID+"\x00"+kind]
+	t, ok := s.Templates.Get(accountID + "\x00" + kind)
 	return t, ok
 }

@@ -62,8 +62,8 @@ func TestCardholderUpdateAndDelete(t *testing.T) {
 	r.refuse(&command.UpdateCardholder{ID: "h-a", AccountID: "acc", Email: &bad}, "invalid_value")
 	// Deleting the person deletes the cards by the card rules.
 	r.must(&command.DeleteCardholder{ID: "h-a", AccountID: "acc"})
-	if l := r.ledger(); len(r.s.Cards) != 0 || l.Reserved != 0 || l.Lost != 5 || l.Balance != 95 {
-		t.Fatalf("after deleting the cardholder: %d cards, %+v", len(r.s.Cards), l)
+	if l := r.ledger(); r.s.Cards.Len() != 0 || l.Reserved != 0 || l.Lost != 5 || l.Balance != 95 {
+		t.Fatalf("after deleting the cardholder: %d cards, %+v", r.s.Cards.Len(), l)
 	}
 	r.refuse(&command.DeleteCardholder{ID: "h-a", AccountID: "acc"}, "cardholder_not_found")
 }

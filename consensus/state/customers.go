@@ -20,7 +20,7 @@ type Transfer struct {
 
 // customer returns a customer account of the reseller, or a rejection.
 func (s *State) customer(id, parentID string) (Account, *Rejection) {
-	a, ok := s.Accounts[id]
+	a, ok := s.Accounts.Get(id)
 	if !ok || a.ParentID != parentID || parentID == "" {
 		return Account{}, reject(NotFound, "account_not_found", "", "account %s is not one of your customer accounts", id)
 	}
@@ -28,7 +28,7 @@ func (s *State) customer(id, parentID string) (Account, *Rejection) {
 }
 
 func (s *State) applyCreateAccount(c command.Command, b *command.CreateAccount, ch *changes) (any, *Rejection) {
-	parent, ok := s.Accounts[b.ParentID]
+	parent, ok := s.Accounts.Get(b.ParentID)
 	if !ok {
 		return nil, reject(NotFound, "account_not_found", "", "account %s does not exist", b.ParentID)
 	}
@@ -41,7 +41,7 @@ func (s *State) applyCreateAccount(c command.Command, b *command.CreateAccount, 
 	if r := checkName("name", b.Name); r != nil {
 		return nil, r
 	}
-	if _, ok := s.Accounts[b.ID]; ok || b.ID == "" {
+	if _, ok := s.Accounts.Get(b.ID); ok || b.ID == "" {
 		return nil, reject(Conflict, "duplicate_id", "id", "an account with id %s already exists", b.ID)
 	}
 	if b.Credits < 0 || b.Credits > parent.Credits.Available() {
@@ -55,14 +55,12 @@ func (s *State) applyCreateAccount(c command.Command, b *command.CreateAccount, 
 	for _, a := range Areas {
 		all[a] = Rights
 	}
-	s.Accounts[acc.ID] = acc // the operator checks below need it; removed again on refusal
+	s.Accounts.Put(acc.ID, acc) // the operator checks below need it (a refusal discards the whole command)
 	prof := profileOf(b.ProfileID, acc.ID, command.ProfileRights{Name: AdministratorProfile, Rights: all, CanOrderCredits: true, CanTransferCredits: b.Kind == AccountReseller})
-	s.Profiles[prof.ID] = prof
+	s.Profiles.Put(prof.ID, prof)
 	o, rej := s.newOperator(c, &command.CreateOperator{ID: b.OperatorID, AccountID: acc.ID, FirstName: b.FirstName, LastName: b.LastName,
 		Email: b.Email, Phone: b.Phone, ProfileID: prof.ID, InviteHash: b.InviteHash, InviteExpires: b.InviteExpires}, ch)
 	if rej != nil {
-		delete(s.Accounts, acc.ID)
-		delete(s.Profiles, prof.ID)
 		return nil, rej
 	}
 	s.putOperator(o, ch)
@@ -72,7 +70,7 @@ func (s *State) applyCreateAccount(c command.Command, b *command.CreateAccount, 
 	if b.Credits > 0 {
 		s.transfer(c, b.TransferID, parent, acc, b.Credits, b.Comment, ch)
 	}
-	return s.Accounts[acc.ID], nil
+	return s.Accounts.At(acc.ID), nil
 }
 
 func (s *State) transfer(c command.Command, id string, from, to Account, n int64, comment string, ch *changes) Transfer {
@@ -81,9 +79,10 @@ func (s *State) transfer(c command.Command, id string, from, to Account, n int64
 	to.Credits.Balance += n
 	to.Credits.TransfersIn += n
 	to.Credits.LastLoaded = ptime(c.At)
-	s.Accounts[from.ID], s.Accounts[to.ID] = from, to
+	s.Accounts.Put(from.ID, from)
+	s.Accounts.Put(to.ID, to)
 	t := Transfer{ID: id, At: c.At.UTC(), From: from.ID, To: to.ID, Credits: n, Comment: strings.TrimSpace(comment), By: c.Actor}
-	s.Transfers = append(s.Transfers, t)
+	s.Transfers.Append(t)
 	ch.put("accounts", from.ID)
 	ch.put("accounts", to.ID)
 	ch.put("transfers", id)
@@ -95,7 +94,7 @@ func (s *State) applyTransferCredits(c command.Command, b *command.TransferCredi
 	if rej != nil {
 		return nil, rej
 	}
-	from := s.Accounts[b.From]
+	from := s.Accounts.At(b.From)
 	if from.Kind != AccountReseller {
 		return nil, reject(Forbidden, "not_a_reseller", "", "only a reseller transfers credits")
 	}
@@ -137,7 +136,7 @@ func (s *State) applyUpdateAccount(b *command.UpdateAccount, ch *changes) (any, 
 		}
 		a.Credits.AlertThreshold = *b.AlertThreshold
 	}
-	s.Accounts[a.ID] = a
+	s.Accounts.Put(a.ID, a)
 	ch.put("accounts", a.ID)
 	return a, nil
 }
@@ -155,10 +154,10 @@ func (s *State) applySetAccountStatus(b *command.SetAccountStatus, ch *changes) 
 		return nil, notAllowed(action, "customer account", a.Status)
 	}
 	a.Status = next
-	s.Accounts[a.ID] = a
+	s.Accounts.Put(a.ID, a)
 	ch.put("accounts", a.ID)
 	if !b.Enable {
-		for _, o := range s.Operators {
+		for _, o := range s.Operators.All() {
 			if o.AccountID == a.ID {
 				s.endSessions(o.ID, ch)
 			}
@@ -174,36 +173,36 @@ func (s *State) applyDeleteAccount(b *command.DeleteAccount, ch *changes) (any, 
 	if rej != nil {
 		return nil, rej
 	}
-	for _, x := range s.Sites {
+	for _, x := range s.Sites.All() {
 		if x.AccountID == a.ID {
 			return nil, reject(Conflict, "account_not_empty", "", "account %q still has site %q; delete its sites first", a.Name, x.Name)
 		}
 	}
-	for _, x := range s.Accounts {
+	for _, x := range s.Accounts.All() {
 		if x.ParentID == a.ID {
 			return nil, reject(Conflict, "account_not_empty", "", "account %q still has customer account %q; delete it first", a.Name, x.Name)
 		}
 	}
-	for _, o := range s.Operators {
+	for _, o := range s.Operators.All() {
 		if o.AccountID == a.ID {
 			s.dropOperator(o, ch)
 		}
 	}
-	for id, p := range s.Profiles {
+	for id, p := range s.Profiles.All() {
 		if p.AccountID == a.ID {
-			delete(s.Profiles, id)
+			s.Profiles.Delete(id)
 			ch.del("profiles", id)
 		}
 	}
-	for id, h := range s.Cardholders {
+	for id, h := range s.Cardholders.All() {
 		if h.AccountID == a.ID {
-			delete(s.Cardholders, id)
+			s.Cardholders.Delete(id)
 			ch.del("cardholders", id)
 		}
 	}
 	// What it held is lost with it.
 	s.LostWithAccounts += a.Credits.Balance + a.Credits.Lost
-	delete(s.Accounts, a.ID)
+	s.Accounts.Delete(a.ID)
 	ch.del("accounts", a.ID)
 	return nil, nil
 }

@@ -18,7 +18,7 @@ func TestDedupBoundedByCount(t *testing.T) {
 		h.idx++
 		h.s.ApplyAt(h.idx, at, made(fmt.Sprintf("r%06d", i), "", at, &command.DeleteSession{TokenHash: "x"}))
 	}
-	if got := len(h.s.Dedup); got > DedupRetryMax+1 {
+	if got := h.s.Dedup.Len(); got > DedupRetryMax+1 {
 		t.Fatalf("dedup holds %d answers, want at most %d", got, DedupRetryMax+1)
 	}
 	if _, ok := h.s.DedupResult("r000000"); ok {
@@ -27,8 +27,8 @@ func TestDedupBoundedByCount(t *testing.T) {
 	if _, ok := h.s.DedupResult(fmt.Sprintf("r%06d", n-1)); !ok {
 		t.Fatal("the newest request id lost its answer")
 	}
-	if c := cap(h.s.DedupRetry); c > 3*DedupRetryMax {
-		t.Fatalf("the retry queue keeps an array of %d for %d ids", c, len(h.s.DedupRetry))
+	if n := h.s.DedupRetry.Len(); n > DedupRetryMax || h.s.Dedup.Len() > DedupRetryMax {
+		t.Fatalf("the retry queue keeps %d ids and the table %d answers, over the bound %d", n, h.s.Dedup.Len(), DedupRetryMax)
 	}
 }
 

@@ -26,11 +26,11 @@ func (s *State) record(index uint64, c command.Command, value any) {
 	if area == "" {
 		return
 	}
-	s.History = append(s.History, HistoryEntry{Index: index, AccountID: account, At: c.At.UTC(), Area: area, Action: action, By: c.Actor, Node: c.Node})
+	s.History.Append(HistoryEntry{Index: index, AccountID: account, At: c.At.UTC(), Area: area, Action: action, By: c.Actor, Node: c.Node})
 }
 
 // accountOf is the account an operator acts for.
-func (s *State) accountOf(operatorID string) string { return s.Operators[operatorID].AccountID }
+func (s *State) accountOf(operatorID string) string { return s.Operators.At(operatorID).AccountID }
 
 func (s *State) describe(c command.Command, value any) (area, action, account string) {
 	account = s.accountOf(c.Actor)
@@ -40,15 +40,15 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 	case *command.DeleteSite:
 		return "Customer Sites", "Site deleted : " + b.ID, b.AccountID
 	case *command.UpdateSite:
-		return "Customer Sites", "Site updated : " + s.Sites[b.ID].Name, b.AccountID
+		return "Customer Sites", "Site updated : " + s.Sites.At(b.ID).Name, b.AccountID
 	case *command.CreateReaderConfig:
-		return "Reader Configurations", "Reader configuration imported : " + s.ReaderConfigs[b.ID].Name, b.AccountID
+		return "Reader Configurations", "Reader configuration imported : " + s.ReaderConfigs.At(b.ID).Name, b.AccountID
 	case *command.DeleteReaderConfig:
 		return "Reader Configurations", "Reader configuration deleted : " + b.ID, b.AccountID
 	case *command.CreateCardholder:
 		return "Cardholders", "Cardholder created : " + b.FirstName + " " + b.LastName, b.AccountID
 	case *command.CreateCard:
-		c := s.Cards[b.ID]
+		c := s.Cards.At(b.ID)
 		return "Users (VCards)", "Virtual card created : " + c.FirstName + " " + c.LastName, b.AccountID
 	case *command.ImportCards:
 		return "Users (VCards)", fmt.Sprintf("%d virtual cards imported", len(b.Cards)), b.Cards[0].AccountID
@@ -62,16 +62,16 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 	case *command.RevokeCard:
 		return "Users (VCards)", "Virtual card revoke requested : " + s.cardName(b.ID), b.AccountID
 	case *command.ConfirmRevoke:
-		return "Users (VCards)", "Virtual card revoked : " + s.cardName(b.CardID), s.Cards[b.CardID].AccountID
+		return "Users (VCards)", "Virtual card revoked : " + s.cardName(b.CardID), s.Cards.At(b.CardID).AccountID
 	case *command.MarkLost:
 		return "Users (VCards)", "Virtual card marked lost : " + s.cardName(b.ID), b.AccountID
 	case *command.DeleteCard:
 		return "Users (VCards)", "Virtual card deleted : " + b.ID, b.AccountID
 	case *command.ArmEnrollment:
 		if b.Disarm {
-			return "Readers", "Enrollment disarmed : " + s.Readers[b.ReaderID].Name, b.AccountID
+			return "Readers", "Enrollment disarmed : " + s.Readers.At(b.ReaderID).Name, b.AccountID
 		}
-		return "Readers", "Reader armed for enrollment : " + s.Readers[b.ReaderID].Name, b.AccountID
+		return "Readers", "Reader armed for enrollment : " + s.Readers.At(b.ReaderID).Name, b.AccountID
 	case *command.EnrollCard:
 		c, _ := value.(Card)
 		return "Users (VCards)", "Virtual card enrolled at reader : " + s.cardName(c.ID), c.AccountID
@@ -85,17 +85,17 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 	case *command.CreateAccount:
 		return "Customer Accounts", "New account created : " + b.Name, b.ParentID
 	case *command.UpdateAccount:
-		return "Customer Accounts", "Account updated : " + s.Accounts[b.ID].Name, b.ParentID
+		return "Customer Accounts", "Account updated : " + s.Accounts.At(b.ID).Name, b.ParentID
 	case *command.SetAccountStatus:
 		verb := "disabled"
 		if b.Enable {
 			verb = "enabled"
 		}
-		return "Customer Accounts", "Account " + verb + " : " + s.Accounts[b.ID].Name, b.ParentID
+		return "Customer Accounts", "Account " + verb + " : " + s.Accounts.At(b.ID).Name, b.ParentID
 	case *command.DeleteAccount:
 		return "Customer Accounts", "Account deleted : " + b.ID, b.ParentID
 	case *command.TransferCredits:
-		return "Customer Accounts", fmt.Sprintf("%d Credits transferred to account successfully : %s", b.Credits, s.Accounts[b.To].Name), b.From
+		return "Customer Accounts", fmt.Sprintf("%d Credits transferred to account successfully : %s", b.Credits, s.Accounts.At(b.To).Name), b.From
 	case *command.CreateProfile:
 		return "Users and Profiles", "Profile created : " + b.Name, b.AccountID
 	case *command.UpdateProfile:
@@ -105,10 +105,10 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 	case *command.CreateOperator:
 		return "Users and Profiles", "User created : " + b.FirstName + " " + b.LastName, b.AccountID
 	case *command.UpdateOperator:
-		o := s.Operators[b.ID]
+		o := s.Operators.At(b.ID)
 		return "Users and Profiles", "User updated : " + o.FirstName + " " + o.LastName, b.AccountID
 	case *command.SetOperatorStatus:
-		o := s.Operators[b.ID]
+		o := s.Operators.At(b.ID)
 		verb := "disabled"
 		if b.Enable {
 			verb = "enabled"
@@ -124,14 +124,14 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 	case *command.DeleteToken:
 		return "API Settings", "API token revoked : " + b.ID, b.AccountID
 	case *command.UpdateCardholder:
-		h := s.Cardholders[b.ID]
+		h := s.Cardholders.At(b.ID)
 		return "Cardholders", "Cardholder updated : " + h.FirstName + " " + h.LastName, b.AccountID
 	case *command.DeleteCardholder:
 		return "Cardholders", "Cardholder deleted : " + b.ID, b.AccountID
 	case *command.CreateConfigurator:
 		return "Configurators", "Configurator created : " + b.FirstName + " " + b.LastName, b.AccountID
 	case *command.UpdateConfigurator:
-		cf := s.Configurators[b.ID]
+		cf := s.Configurators.At(b.ID)
 		return "Configurators", "Configurator updated : " + cf.FirstName + " " + cf.LastName, b.AccountID
 	case *command.DeleteConfigurator:
 		return "Configurators", "Configurator deleted : " + b.ID, b.AccountID
@@ -142,7 +142,7 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 	case *command.CreateReader:
 		return "Readers", "Reader created : " + b.Name, b.AccountID
 	case *command.UpdateReader:
-		return "Readers", "Reader updated : " + s.Readers[b.ID].Name, b.AccountID
+		return "Readers", "Reader updated : " + s.Readers.At(b.ID).Name, b.AccountID
 	case *command.DeleteReader:
 		return "Readers", "Reader deleted : " + b.ID, b.AccountID
 	case *command.CreateSchedule:
@@ -156,6 +156,6 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 }
 
 func (s *State) cardName(id string) string {
-	c := s.Cards[id]
+	c := s.Cards.At(id)
 	return c.FirstName + " " + c.LastName
 }

@@ -19,30 +19,17 @@ func (s *State) applyImportCards(c command.Command, b *command.ImportCards, ch *
 	if len(b.Cards) == 0 || len(b.Cards) > MaxImportBatch {
 		return nil, reject(Invalid, "invalid_command", "", "an import batch holds 1 to %d cards", MaxImportBatch)
 	}
-	var added []Card
-	var holders []string
+	// Each row applies into the command's transaction (ApplyAt): a refused
+	// row refuses the batch, and none of the rows before it stays.
 	for i := range b.Cards {
 		cc := b.Cards[i]
-		res, rej := s.applyCreateCard(c, &cc, ch)
-		if rej == nil {
-			card := res.(Card)
-			added = append(added, card)
-			if cc.NewCardholder != nil {
-				holders = append(holders, card.CardholderID)
-			}
-			continue
+		if _, rej := s.applyCreateCard(c, &cc, ch); rej != nil {
+			r := *rej
+			r.Message = "row " + itoa(i) + ": " + r.Message
+			return nil, &r
 		}
-		for _, a := range added {
-			s.dropCard(a, ch)
-		}
-		for _, h := range holders {
-			delete(s.Cardholders, h)
-		}
-		r := *rej
-		r.Message = "row " + itoa(i) + ": " + r.Message
-		return nil, &r
 	}
-	return map[string]int{"created": len(added)}, nil
+	return map[string]int{"created": len(b.Cards)}, nil
 }
 
 // CheckImport tries the cards on a copy of the state and returns every

@@ -17,13 +17,13 @@ type RemovedNode struct {
 
 func (s *State) applyRemoveNode(c command.Command, b *command.RemoveNode, ch *changes) (any, *Rejection) {
 	r := RemovedNode{NodeID: b.NodeID, Instance: b.Instance, RemovedAt: c.At.UTC(), RemovedBy: c.Actor}
-	s.RemovedNodes[b.NodeID] = r
+	s.RemovedNodes.Put(b.NodeID, r)
 	ch.put("removed_nodes", b.NodeID)
 	return r, nil
 }
 
 // IsRemoved reports whether this node id and data dir were removed.
 func (s *State) IsRemoved(nodeID, instance string) bool {
-	r, ok := s.RemovedNodes[nodeID]
+	r, ok := s.RemovedNodes.Get(nodeID)
 	return ok && r.Instance == instance
 }

@@ -78,7 +78,7 @@ func profileOf(id, accountID string, r command.ProfileRights) Profile {
 }
 
 func (s *State) profileNameTaken(accountID, name, except string) bool {
-	for _, p := range s.Profiles {
+	for _, p := range s.Profiles.All() {
 		if p.AccountID == accountID && p.ID != except && strings.EqualFold(p.Name, name) {
 			return true
 		}
@@ -87,26 +87,26 @@ func (s *State) profileNameTaken(accountID, name, except string) bool {
 }
 
 func (s *State) applyCreateProfile(b *command.CreateProfile, ch *changes) (any, *Rejection) {
-	if _, ok := s.Accounts[b.AccountID]; !ok {
+	if _, ok := s.Accounts.Get(b.AccountID); !ok {
 		return nil, reject(NotFound, "account_not_found", "", "account %s does not exist", b.AccountID)
 	}
 	if r := checkRights(b.ProfileRights); r != nil {
 		return nil, r
 	}
-	if _, ok := s.Profiles[b.ID]; ok || b.ID == "" {
+	if _, ok := s.Profiles.Get(b.ID); ok || b.ID == "" {
 		return nil, reject(Conflict, "duplicate_id", "id", "a profile with id %s already exists", b.ID)
 	}
 	if s.profileNameTaken(b.AccountID, strings.TrimSpace(b.Name), "") {
 		return nil, reject(Conflict, "duplicate_name", "name", "a profile named %q already exists", b.Name)
 	}
 	p := profileOf(b.ID, b.AccountID, b.ProfileRights)
-	s.Profiles[p.ID] = p
+	s.Profiles.Put(p.ID, p)
 	ch.put("profiles", p.ID)
 	return p, nil
 }
 
 func (s *State) applyUpdateProfile(b *command.UpdateProfile, ch *changes) (any, *Rejection) {
-	p, ok := s.Profiles[b.ID]
+	p, ok := s.Profiles.Get(b.ID)
 	if !ok || p.AccountID != b.AccountID {
 		return nil, reject(NotFound, "profile_not_found", "", "profile %s does not exist", b.ID)
 	}
@@ -120,25 +120,25 @@ func (s *State) applyUpdateProfile(b *command.UpdateProfile, ch *changes) (any, 
 		return nil, reject(Conflict, "duplicate_name", "name", "a profile named %q already exists", b.Name)
 	}
 	np := profileOf(b.ID, b.AccountID, b.ProfileRights)
-	s.Profiles[np.ID] = np
+	s.Profiles.Put(np.ID, np)
 	ch.put("profiles", np.ID)
 	return np, nil
 }
 
 func (s *State) applyDeleteProfile(b *command.DeleteProfile, ch *changes) (any, *Rejection) {
-	p, ok := s.Profiles[b.ID]
+	p, ok := s.Profiles.Get(b.ID)
 	if !ok || p.AccountID != b.AccountID {
 		return nil, reject(NotFound, "profile_not_found", "", "profile %s does not exist", b.ID)
 	}
 	if p.Name == AdministratorProfile {
 		return nil, reject(Conflict, "profile_locked", "", "the Administrator profile cannot be deleted")
 	}
-	for _, o := range s.Operators {
+	for _, o := range s.Operators.All() {
 		if o.ProfileID == p.ID {
 			return nil, reject(Conflict, "profile_in_use", "", "operator %s %s uses profile %q; give them another profile first", o.FirstName, o.LastName, p.Name)
 		}
 	}
-	delete(s.Profiles, p.ID)
+	s.Profiles.Delete(p.ID)
 	ch.del("profiles", p.ID)
 	return nil, nil
 }
@@ -149,7 +149,7 @@ func (s *State) newOperator(c command.Command, b *command.CreateOperator, ch *ch
 	if !validEmail(email) {
 		return Operator{}, reject(Invalid, "invalid_value", "email", "%q is not an email address", b.Email)
 	}
-	if _, taken := s.operatorByEmail[email]; taken {
+	if _, taken := s.operatorByEmail.Get(email); taken {
 		return Operator{}, reject(Conflict, "duplicate_email", "email", "an operator with email %s already exists; an email belongs to one operator", email)
 	}
 	for _, f := range []struct{ name, v string }{{"first_name", b.FirstName}, {"last_name", b.LastName}} {
@@ -157,16 +157,16 @@ func (s *State) newOperator(c command.Command, b *command.CreateOperator, ch *ch
 			return Operator{}, r
 		}
 	}
-	p, ok := s.Profiles[b.ProfileID]
+	p, ok := s.Profiles.Get(b.ProfileID)
 	if !ok || p.AccountID != b.AccountID {
 		return Operator{}, reject(NotFound, "profile_not_found", "profile_id", "profile %s does not exist in this account", b.ProfileID)
 	}
 	for _, id := range b.SiteIDs {
-		if x, ok := s.Sites[id]; !ok || x.AccountID != b.AccountID {
+		if x, ok := s.Sites.Get(id); !ok || x.AccountID != b.AccountID {
 			return Operator{}, reject(NotFound, "site_not_found", "site_ids", "site %s does not exist in this account", id)
 		}
 	}
-	if _, ok := s.Operators[b.ID]; ok || b.ID == "" {
+	if _, ok := s.Operators.Get(b.ID); ok || b.ID == "" {
 		return Operator{}, reject(Conflict, "duplicate_id", "id", "an operator with id %s already exists", b.ID)
 	}
 	o := Operator{ID: b.ID, AccountID: b.AccountID, FirstName: strings.TrimSpace(b.FirstName), LastName: strings.TrimSpace(b.LastName),
@@ -176,7 +176,7 @@ func (s *State) newOperator(c command.Command, b *command.CreateOperator, ch *ch
 	case b.PasswordHash != "":
 		o.Status, o.PasswordHash = OperatorActivated, b.PasswordHash
 	case b.InviteHash != "" && b.InviteExpires.After(s.Clock): // judged on the state clock, as on acceptance
-		s.Invitations[b.InviteHash] = Invitation{OperatorID: o.ID, Expires: b.InviteExpires.UTC()}
+		s.Invitations.Put(b.InviteHash, Invitation{OperatorID: o.ID, Expires: b.InviteExpires.UTC()})
 	default:
 		return Operator{}, reject(Invalid, "invalid_command", "", "a new operator needs a password or an invitation")
 	}
@@ -184,13 +184,13 @@ func (s *State) newOperator(c command.Command, b *command.CreateOperator, ch *ch
 }
 
 func (s *State) putOperator(o Operator, ch *changes) {
-	s.Operators[o.ID] = o
-	s.operatorByEmail[o.Email] = o.ID
+	s.Operators.Put(o.ID, o)
+	s.operatorByEmail.Put(o.Email, o.ID)
 	ch.put("operators", o.ID)
 }
 
 func (s *State) applyCreateOperator(c command.Command, b *command.CreateOperator, ch *changes) (any, *Rejection) {
-	if _, ok := s.Accounts[b.AccountID]; !ok {
+	if _, ok := s.Accounts.Get(b.AccountID); !ok {
 		return nil, reject(NotFound, "account_not_found", "", "account %s does not exist", b.AccountID)
 	}
 	o, rej := s.newOperator(c, b, ch)
@@ -203,7 +203,7 @@ func (s *State) applyCreateOperator(c command.Command, b *command.CreateOperator
 }
 
 func (s *State) operator(id, accountID string) (Operator, *Rejection) {
-	o, ok := s.Operators[id]
+	o, ok := s.Operators.Get(id)
 	if !ok || o.AccountID != accountID {
 		return Operator{}, reject(NotFound, "operator_not_found", "", "operator %s does not exist", id)
 	}
@@ -234,14 +234,14 @@ func (s *State) applyUpdateOperator(b *command.UpdateOperator, ch *changes) (any
 		o.Phone = strings.TrimSpace(*b.Phone)
 	}
 	if b.ProfileID != nil {
-		if p, ok := s.Profiles[*b.ProfileID]; !ok || p.AccountID != b.AccountID {
+		if p, ok := s.Profiles.Get(*b.ProfileID); !ok || p.AccountID != b.AccountID {
 			return nil, reject(NotFound, "profile_not_found", "profile_id", "profile %s does not exist in this account", *b.ProfileID)
 		}
 		o.ProfileID = *b.ProfileID
 	}
 	if b.SiteIDs != nil {
 		for _, id := range *b.SiteIDs {
-			if x, ok := s.Sites[id]; !ok || x.AccountID != b.AccountID {
+			if x, ok := s.Sites.Get(id); !ok || x.AccountID != b.AccountID {
 				return nil, reject(NotFound, "site_not_found", "site_ids", "site %s does not exist in this account", id)
 			}
 		}
@@ -279,7 +279,7 @@ func (s *State) applyDeleteOperator(b *command.DeleteOperator, ch *changes) (any
 	if rej != nil {
 		return nil, rej
 	}
-	if p := s.Profiles[o.ProfileID]; p.Name == AdministratorProfile && s.countAdmins(o.AccountID) == 1 {
+	if p := s.Profiles.At(o.ProfileID); p.Name == AdministratorProfile && s.countAdmins(o.AccountID) == 1 {
 		return nil, reject(Conflict, "last_administrator", "", "%s is the account's last administrator; give another operator the Administrator profile first", o.Email)
 	}
 	s.dropOperator(o, ch)
@@ -288,8 +288,8 @@ func (s *State) applyDeleteOperator(b *command.DeleteOperator, ch *changes) (any
 
 func (s *State) countAdmins(accountID string) int {
 	n := 0
-	for _, o := range s.Operators {
-		if o.AccountID == accountID && s.Profiles[o.ProfileID].Name == AdministratorProfile {
+	for _, o := range s.Operators.All() {
+		if o.AccountID == accountID && s.Profiles.At(o.ProfileID).Name == AdministratorProfile {
 			n++
 		}
 	}
@@ -299,34 +299,34 @@ func (s *State) countAdmins(accountID string) int {
 // dropOperator removes an operator with their sessions, tokens and invitations.
 func (s *State) dropOperator(o Operator, ch *changes) {
 	s.endSessions(o.ID, ch)
-	for id, t := range s.Tokens {
+	for id, t := range s.Tokens.All() {
 		if t.OperatorID == o.ID {
-			delete(s.Tokens, id)
-			delete(s.tokenByHash, t.TokenHash)
+			s.Tokens.Delete(id)
+			s.tokenByHash.Delete(t.TokenHash)
 			ch.del("tokens", id)
 		}
 	}
-	for h, inv := range s.Invitations {
+	for h, inv := range s.Invitations.All() {
 		if inv.OperatorID == o.ID {
-			delete(s.Invitations, h)
+			s.Invitations.Delete(h)
 		}
 	}
-	delete(s.Operators, o.ID)
-	delete(s.operatorByEmail, o.Email)
+	s.Operators.Delete(o.ID)
+	s.operatorByEmail.Delete(o.Email)
 	ch.del("operators", o.ID)
 }
 
 func (s *State) endSessions(operatorID string, ch *changes) {
-	for h, x := range s.Sessions {
+	for h, x := range s.Sessions.All() {
 		if x.OperatorID == operatorID {
-			delete(s.Sessions, h)
+			s.Sessions.Delete(h)
 			ch.del("sessions", x.ID)
 		}
 	}
 }
 
 func (s *State) applyAcceptInvitation(c command.Command, b *command.AcceptInvitation, ch *changes) (any, *Rejection) {
-	inv, ok := s.Invitations[b.InviteHash]
+	inv, ok := s.Invitations.Get(b.InviteHash)
 	if !ok {
 		return nil, reject(NotFound, "invitation_not_found", "", "this invitation link is not valid or was already used")
 	}
@@ -335,24 +335,24 @@ func (s *State) applyAcceptInvitation(c command.Command, b *command.AcceptInvita
 	if !s.Clock.Before(inv.Expires) {
 		return nil, reject(Conflict, "invitation_expired", "", "this invitation has expired; ask an administrator to invite you again")
 	}
-	o := s.Operators[inv.OperatorID]
+	o := s.Operators.At(inv.OperatorID)
 	if b.PasswordHash == "" {
 		return nil, reject(Invalid, "required", "password", "choose a password")
 	}
-	delete(s.Invitations, b.InviteHash)
+	s.Invitations.Delete(b.InviteHash)
 	o.PasswordHash, o.Status = b.PasswordHash, OperatorActivated
 	s.putOperator(o, ch)
 	// The account's main operator activating activates a new customer account.
-	if acc := s.Accounts[o.AccountID]; acc.Status == OperatorCreated {
+	if acc := s.Accounts.At(o.AccountID); acc.Status == OperatorCreated {
 		acc.Status = OperatorActivated
-		s.Accounts[acc.ID] = acc
+		s.Accounts.Put(acc.ID, acc)
 		ch.put("accounts", acc.ID)
 	}
 	return o, nil
 }
 
 func (s *State) applyCreateToken(c command.Command, b *command.CreateToken, ch *changes) (any, *Rejection) {
-	o, ok := s.Operators[b.OperatorID]
+	o, ok := s.Operators.Get(b.OperatorID)
 	if !ok || o.Status != OperatorActivated {
 		return nil, reject(NotFound, "operator_not_found", "", "operator %s does not exist or is not active", b.OperatorID)
 	}
@@ -362,33 +362,33 @@ func (s *State) applyCreateToken(c command.Command, b *command.CreateToken, ch *
 	if b.TokenHash == "" || b.ID == "" {
 		return nil, reject(Invalid, "invalid_command", "", "a token needs an id and a hash")
 	}
-	if _, taken := s.tokenByHash[b.TokenHash]; taken {
+	if _, taken := s.tokenByHash.Get(b.TokenHash); taken {
 		return nil, reject(Conflict, "duplicate_token", "", "token already exists")
 	}
 	t := Token{ID: b.ID, OperatorID: o.ID, AccountID: o.AccountID, Name: strings.TrimSpace(b.Name), TokenHash: b.TokenHash, CreatedAt: c.At.UTC()}
-	s.Tokens[t.ID] = t
-	s.tokenByHash[t.TokenHash] = t.ID
+	s.Tokens.Put(t.ID, t)
+	s.tokenByHash.Put(t.TokenHash, t.ID)
 	ch.put("tokens", t.ID)
 	return t, nil
 }
 
 func (s *State) applyDeleteToken(b *command.DeleteToken, ch *changes) (any, *Rejection) {
-	t, ok := s.Tokens[b.ID]
+	t, ok := s.Tokens.Get(b.ID)
 	if !ok || t.AccountID != b.AccountID {
 		return nil, reject(NotFound, "token_not_found", "", "token %s does not exist", b.ID)
 	}
-	delete(s.Tokens, t.ID)
-	delete(s.tokenByHash, t.TokenHash)
+	s.Tokens.Delete(t.ID)
+	s.tokenByHash.Delete(t.TokenHash)
 	ch.del("tokens", t.ID)
 	return nil, nil
 }
 
 // TokenByHash finds an API token.
 func (s *State) TokenByHash(hash string) (Token, bool) {
-	id, ok := s.tokenByHash[hash]
+	id, ok := s.tokenByHash.Get(hash)
 	if !ok {
 		return Token{}, false
 	}
-	t, ok := s.Tokens[id]
+	t, ok := s.Tokens.Get(id)
 	return t, ok
 }

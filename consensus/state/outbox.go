@@ -34,10 +34,10 @@ func (s *State) queueMessage(c command.Command, m command.Message, cardID string
 	if m.ID == "" {
 		return
 	}
-	s.Outbox[m.ID] = Message{
+	s.Outbox.Put(m.ID, Message{
 		ID: m.ID, AccountID: accountID, CardID: cardID, To: m.To, Subject: m.Subject, Body: m.Body,
 		Status: MessageQueued, CreatedAt: c.At.UTC(),
-	}
+	})
 	ch.put("outbox", m.ID)
 }
 
@@ -46,7 +46,7 @@ func (s *State) queueMessage(c command.Command, m command.Message, cardID string
 const Redacted = "(delivered; the activation link is not kept after delivery)"
 
 func (s *State) applyMessageDelivered(c command.Command, b *command.MessageDelivered, ch *changes) (any, *Rejection) {
-	m, ok := s.Outbox[b.ID]
+	m, ok := s.Outbox.Get(b.ID)
 	if !ok {
 		return nil, reject(NotFound, "message_not_found", "", "message %s does not exist", b.ID)
 	}
@@ -54,13 +54,13 @@ func (s *State) applyMessageDelivered(c command.Command, b *command.MessageDeliv
 		return m, nil // delivered once; a repeat changes nothing
 	}
 	m.Status, m.Attempts, m.SentAt, m.Body, m.LastError = MessageSent, m.Attempts+1, ptime(c.At), Redacted, ""
-	s.Outbox[m.ID] = m
+	s.Outbox.Put(m.ID, m)
 	ch.put("outbox", m.ID)
 	return m, nil
 }
 
 func (s *State) applyMessageFailed(b *command.MessageFailed, ch *changes) (any, *Rejection) {
-	m, ok := s.Outbox[b.ID]
+	m, ok := s.Outbox.Get(b.ID)
 	if !ok {
 		return nil, reject(NotFound, "message_not_found", "", "message %s does not exist", b.ID)
 	}
@@ -72,7 +72,7 @@ func (s *State) applyMessageFailed(b *command.MessageFailed, ch *changes) (any, 
 	if b.Final {
 		m.Status = MessageFailed
 	}
-	s.Outbox[m.ID] = m
+	s.Outbox.Put(m.ID, m)
 	ch.put("outbox", m.ID)
 	return m, nil
 }
@@ -80,7 +80,7 @@ func (s *State) applyMessageFailed(b *command.MessageFailed, ch *changes) (any, 
 // PendingMessages lists queued messages in creation order, for the mailer.
 func (s *State) PendingMessages() []Message {
 	var out []Message
-	for _, m := range s.Outbox {
+	for _, m := range s.Outbox.All() {
 		if m.Status == MessageQueued {
 			out = append(out, m)
 		}

@@ -122,7 +122,7 @@ func (s *State) validReaderFields(accountID, siteID, name, config, transport, ad
 }
 
 func (s *State) applyCreateReader(c command.Command, b *command.CreateReader, ch *changes) (any, *Rejection) {
-	site, ok := s.Sites[b.SiteID]
+	site, ok := s.Sites.Get(b.SiteID)
 	if !ok || site.AccountID != b.AccountID {
 		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
 	}
@@ -138,18 +138,18 @@ func (s *State) applyCreateReader(c command.Command, b *command.CreateReader, ch
 	if b.NodeID == "" {
 		return nil, reject(Invalid, "required", "node_id", "a reader belongs to one node: give node_id")
 	}
-	if _, ok := s.Readers[b.ID]; ok || b.ID == "" {
+	if _, ok := s.Readers.Get(b.ID); ok || b.ID == "" {
 		return nil, reject(Conflict, "duplicate_id", "id", "a reader with id %s already exists", b.ID)
 	}
 	rd := Reader{ID: b.ID, AccountID: b.AccountID, SiteID: b.SiteID, NodeID: b.NodeID, Name: strings.TrimSpace(b.Name),
 		ReaderConfig: b.ReaderConfig, Transport: b.Transport, BLEAdapter: b.BLEAdapter, UnlockSeconds: b.UnlockSeconds, CreatedAt: c.At.UTC()}
-	s.Readers[rd.ID] = rd
+	s.Readers.Put(rd.ID, rd)
 	ch.put("readers", rd.ID)
 	return rd, nil
 }
 
 func (s *State) applyUpdateReader(b *command.UpdateReader, ch *changes) (any, *Rejection) {
-	rd, ok := s.Readers[b.ID]
+	rd, ok := s.Readers.Get(b.ID)
 	if !ok || rd.AccountID != b.AccountID {
 		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ID)
 	}
@@ -172,30 +172,30 @@ func (s *State) applyUpdateReader(b *command.UpdateReader, ch *changes) (any, *R
 	if rd.NodeID == "" {
 		return nil, reject(Invalid, "required", "node_id", "a reader belongs to one node: give node_id")
 	}
-	s.Readers[rd.ID] = rd
+	s.Readers.Put(rd.ID, rd)
 	ch.put("readers", rd.ID)
 	return rd, nil
 }
 
 func (s *State) applyDeleteReader(b *command.DeleteReader, ch *changes) (any, *Rejection) {
-	rd, ok := s.Readers[b.ID]
+	rd, ok := s.Readers.Get(b.ID)
 	if !ok || rd.AccountID != b.AccountID {
 		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ID)
 	}
-	for id, al := range s.AccessLevels {
+	for id, al := range s.AccessLevels.All() {
 		if i := slices.Index(al.ReaderIDs, rd.ID); i >= 0 {
 			al.ReaderIDs = slices.Delete(slices.Clone(al.ReaderIDs), i, i+1)
-			s.AccessLevels[id] = al
+			s.AccessLevels.Put(id, al)
 			ch.put("access_levels", id)
 		}
 	}
-	delete(s.Readers, rd.ID)
+	s.Readers.Delete(rd.ID)
 	ch.del("readers", rd.ID)
 	return nil, nil
 }
 
 func (s *State) applyCreateSchedule(b *command.CreateSchedule, ch *changes) (any, *Rejection) {
-	site, ok := s.Sites[b.SiteID]
+	site, ok := s.Sites.Get(b.SiteID)
 	if !ok || site.AccountID != b.AccountID {
 		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
 	}
@@ -225,17 +225,17 @@ func (s *State) applyCreateSchedule(b *command.CreateSchedule, ch *changes) (any
 			return nil, reject(Invalid, "invalid_value", "holidays", "holiday %q is not a date (2006-01-02)", h)
 		}
 	}
-	if _, ok := s.Schedules[b.ID]; ok || b.ID == "" {
+	if _, ok := s.Schedules.Get(b.ID); ok || b.ID == "" {
 		return nil, reject(Conflict, "duplicate_id", "id", "a schedule with id %s already exists", b.ID)
 	}
 	sc := Schedule{ID: b.ID, AccountID: b.AccountID, SiteID: b.SiteID, Name: strings.TrimSpace(b.Name), Windows: b.Windows, Holidays: b.Holidays}
-	s.Schedules[sc.ID] = sc
+	s.Schedules.Put(sc.ID, sc)
 	ch.put("schedules", sc.ID)
 	return sc, nil
 }
 
 func (s *State) applyCreateAccessLevel(b *command.CreateAccessLevel, ch *changes) (any, *Rejection) {
-	site, ok := s.Sites[b.SiteID]
+	site, ok := s.Sites.Get(b.SiteID)
 	if !ok || site.AccountID != b.AccountID {
 		return nil, reject(NotFound, "site_not_found", "site_id", "site %s does not exist", b.SiteID)
 	}
@@ -243,21 +243,21 @@ func (s *State) applyCreateAccessLevel(b *command.CreateAccessLevel, ch *changes
 		return nil, r
 	}
 	for _, id := range b.ReaderIDs {
-		if rd, ok := s.Readers[id]; !ok || rd.SiteID != b.SiteID {
+		if rd, ok := s.Readers.Get(id); !ok || rd.SiteID != b.SiteID {
 			return nil, reject(NotFound, "reader_not_found", "reader_ids", "reader %s is not a reader of this site", id)
 		}
 	}
 	if b.ScheduleID != "" {
-		if sc, ok := s.Schedules[b.ScheduleID]; !ok || sc.SiteID != b.SiteID {
+		if sc, ok := s.Schedules.Get(b.ScheduleID); !ok || sc.SiteID != b.SiteID {
 			return nil, reject(NotFound, "schedule_not_found", "schedule_id", "schedule %s is not a schedule of this site", b.ScheduleID)
 		}
 	}
-	if _, ok := s.AccessLevels[b.ID]; ok || b.ID == "" {
+	if _, ok := s.AccessLevels.Get(b.ID); ok || b.ID == "" {
 		return nil, reject(Conflict, "duplicate_id", "id", "an access level with id %s already exists", b.ID)
 	}
 	al := AccessLevel{ID: b.ID, AccountID: b.AccountID, SiteID: b.SiteID, Name: strings.TrimSpace(b.Name),
 		ReaderIDs: slices.Clone(b.ReaderIDs), ScheduleID: b.ScheduleID}
-	s.AccessLevels[al.ID] = al
+	s.AccessLevels.Put(al.ID, al)
 	ch.put("access_levels", al.ID)
 	return al, nil
 }
@@ -265,7 +265,7 @@ func (s *State) applyCreateAccessLevel(b *command.CreateAccessLevel, ch *changes
 // checkAccessLevels: a card's access levels exist in its site.
 func (s *State) checkAccessLevels(siteID string, ids []string) *Rejection {
 	for _, id := range ids {
-		if al, ok := s.AccessLevels[id]; !ok || al.SiteID != siteID {
+		if al, ok := s.AccessLevels.Get(id); !ok || al.SiteID != siteID {
 			return reject(NotFound, "access_level_not_found", "access_levels", "access level %s is not one of this site", id)
 		}
 	}
@@ -276,7 +276,7 @@ func (s *State) checkAccessLevels(siteID string, ids []string) *Rejection {
 // allowed use is the last one counted, so two readers racing for it cannot
 // both open.
 func (s *State) applyRecordUse(b *command.RecordUse, ch *changes) (any, *Rejection) {
-	c, ok := s.Cards[b.CardID]
+	c, ok := s.Cards.Get(b.CardID)
 	if !ok {
 		return nil, reject(NotFound, "card_not_found", "", "card %s does not exist", b.CardID)
 	}
@@ -302,13 +302,13 @@ func (s *State) applyRecordUse(b *command.RecordUse, ch *changes) (any, *Rejecti
 // that enrollment repeats are made here too, so the operator hears of a
 // problem when arming, not at the door.
 func (s *State) applyArmEnrollment(c command.Command, b *command.ArmEnrollment, ch *changes) (any, *Rejection) {
-	rd, ok := s.Readers[b.ReaderID]
+	rd, ok := s.Readers.Get(b.ReaderID)
 	if !ok || rd.AccountID != b.AccountID {
 		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ReaderID)
 	}
 	if b.Disarm {
 		rd.Enrollment = nil
-		s.Readers[rd.ID] = rd
+		s.Readers.Put(rd.ID, rd)
 		ch.put("readers", rd.ID)
 		return rd, nil
 	}
@@ -322,7 +322,7 @@ func (s *State) applyArmEnrollment(c command.Command, b *command.ArmEnrollment, 
 		return nil, rej
 	}
 	rd.Enrollment = &Enrollment{CardholderID: b.CardholderID, Until: b.Until.UTC(), ArmedBy: c.Actor}
-	s.Readers[rd.ID] = rd
+	s.Readers.Put(rd.ID, rd)
 	ch.put("readers", rd.ID)
 	return rd, nil
 }
@@ -331,15 +331,15 @@ func (s *State) applyArmEnrollment(c command.Command, b *command.ArmEnrollment, 
 // reader rd: it exists in the reader's account, holds no device card yet,
 // and the account can pay for one.
 func (s *State) enrollmentHolder(rd Reader, id string) (Cardholder, *Rejection) {
-	h, ok := s.Cardholders[id]
+	h, ok := s.Cardholders.Get(id)
 	if !ok || h.AccountID != rd.AccountID {
 		return Cardholder{}, reject(NotFound, "cardholder_not_found", "cardholder_id", "cardholder %s does not exist", id)
 	}
-	if s.holderConfigs[holderConfigKey(h.ID, "")] > 0 {
+	if s.holderConfigs.At(holderConfigKey(h.ID, "")) > 0 {
 		return Cardholder{}, reject(Conflict, "duplicate_card", "cardholder_id",
 			"%s %s already holds a device card; revoke or delete it before enrolling a new phone", h.FirstName, h.LastName)
 	}
-	if _, rej := s.Accounts[rd.AccountID].Credits.reserve(s.Sites[rd.SiteID].CardCost); rej != nil {
+	if _, rej := s.Accounts.At(rd.AccountID).Credits.reserve(s.Sites.At(rd.SiteID).CardCost); rej != nil {
 		return Cardholder{}, rej
 	}
 	return h, nil
@@ -349,7 +349,7 @@ func (s *State) enrollmentHolder(rd Reader, id string) (Cardholder, *Rejection) 
 // activated device_id card, paid like an activation (reserve and debit in
 // one step), and the reader disarmed.
 func (s *State) applyEnrollCard(c command.Command, b *command.EnrollCard, ch *changes) (any, *Rejection) {
-	rd, ok := s.Readers[b.ReaderID]
+	rd, ok := s.Readers.Get(b.ReaderID)
 	if !ok {
 		return nil, reject(NotFound, "reader_not_found", "", "reader %s does not exist", b.ReaderID)
 	}
@@ -358,7 +358,7 @@ func (s *State) applyEnrollCard(c command.Command, b *command.EnrollCard, ch *ch
 	if rd.Enrollment == nil || !s.Clock.Before(rd.Enrollment.Until) {
 		return nil, reject(Conflict, "not_armed", "", "reader %s is not armed for enrollment", rd.ID)
 	}
-	if _, ok := s.Cards[b.CardID]; ok || b.CardID == "" {
+	if _, ok := s.Cards.Get(b.CardID); ok || b.CardID == "" {
 		return nil, reject(Conflict, "duplicate_id", "card_id", "a card with id %s already exists", b.CardID)
 	}
 	key, err := parseDeviceKey(b.DeviceKey)
@@ -373,11 +373,11 @@ func (s *State) applyEnrollCard(c command.Command, b *command.EnrollCard, ch *ch
 	if rej != nil {
 		return nil, rej
 	}
-	cost := s.Sites[rd.SiteID].CardCost
-	acc := s.Accounts[rd.AccountID]
+	cost := s.Sites.At(rd.SiteID).CardCost
+	acc := s.Accounts.At(rd.AccountID)
 	l, _ := acc.Credits.reserve(cost)
 	acc.Credits = l.debit(cost)
-	s.Accounts[acc.ID] = acc
+	s.Accounts.Put(acc.ID, acc)
 	ch.put("accounts", acc.ID)
 	card := Card{
 		ID: b.CardID, SiteID: rd.SiteID, AccountID: rd.AccountID, Kind: KindDeviceID, Status: CardActivated,
@@ -390,7 +390,7 @@ func (s *State) applyEnrollCard(c command.Command, b *command.EnrollCard, ch *ch
 	}
 	s.putCard(card, ch)
 	rd.Enrollment = nil
-	s.Readers[rd.ID] = rd
+	s.Readers.Put(rd.ID, rd)
 	ch.put("readers", rd.ID)
 	return card, nil
 }

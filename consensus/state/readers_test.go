@@ -39,11 +39,11 @@ func TestReadersSchedulesAccessLevels(t *testing.T) {
 	r.must(&command.UpdateSite{ID: "site", AccountID: "acc", TimeZone: &tz})
 	bad := "Mars/Olympus"
 	r.refuse(&command.UpdateSite{ID: "site", AccountID: "acc", TimeZone: &bad}, "invalid_value")
-	if r.s.Sites["site"].Location().String() != "Europe/Paris" {
+	if r.s.Sites.At("site").Location().String() != "Europe/Paris" {
 		t.Fatal("time zone not kept")
 	}
 	r.must(&command.CreateReader{ID: "front", AccountID: "acc", SiteID: "site", NodeID: "n1", Name: "Front door", ReaderConfig: "London"})
-	if rd := r.s.Readers["front"]; rd.UnlockSeconds != DefaultUnlockSeconds || rd.Transport != TransportLink {
+	if rd := r.s.Readers.At("front"); rd.UnlockSeconds != DefaultUnlockSeconds || rd.Transport != TransportLink {
 		t.Fatalf("defaults: %+v", rd)
 	}
 	r.refuse(&command.CreateReader{ID: "x", AccountID: "acc", SiteID: "site", NodeID: "n1", Name: "X", ReaderConfig: "London", UnlockSeconds: 2}, "invalid_value")
@@ -69,7 +69,7 @@ func TestReadersSchedulesAccessLevels(t *testing.T) {
 		NewCardholder: &command.CreateCardholder{ID: "h", FirstName: "A", LastName: "B", Email: "a@example.com"}})
 	// Deleting a reader takes it out of the access levels.
 	r.must(&command.DeleteReader{ID: "lab", AccountID: "acc"})
-	if al := r.s.AccessLevels["staff"]; len(al.ReaderIDs) != 1 || al.ReaderIDs[0] != "front" {
+	if al := r.s.AccessLevels.At("staff"); len(al.ReaderIDs) != 1 || al.ReaderIDs[0] != "front" {
 		t.Fatalf("access level after deleting a reader: %+v", al)
 	}
 }
@@ -83,7 +83,7 @@ func TestRecordUseCountsToTheLimit(t *testing.T) {
 	r.must(&command.RecordUse{CardID: "v", ReaderID: "front"})
 	r.must(&command.RecordUse{CardID: "v", ReaderID: "front"})
 	r.refuse(&command.RecordUse{CardID: "v", ReaderID: "front"}, "uses_exhausted")
-	if c := r.s.Cards["v"]; c.Uses != 2 {
+	if c := r.s.Cards.At("v"); c.Uses != 2 {
 		t.Fatalf("uses %d", c.Uses)
 	}
 }
@@ -98,7 +98,7 @@ func TestRecordUseOfflineCountsPastTheLimit(t *testing.T) {
 	r.must(&command.RecordUse{CardID: "v", ReaderID: "front"})
 	r.refuse(&command.RecordUse{CardID: "v", ReaderID: "front"}, "uses_exhausted")
 	r.must(&command.RecordUse{CardID: "v", ReaderID: "front", Offline: true})
-	if c := r.s.Cards["v"]; c.Uses != 2 {
+	if c := r.s.Cards.At("v"); c.Uses != 2 {
 		t.Fatalf("uses %d, want 2 (one online, one offline past the limit)", c.Uses)
 	}
 }
@@ -132,19 +132,19 @@ func TestEnrollmentAtAnArmedReader(t *testing.T) {
 
 	before := r.ledger()
 	r.must(enroll("front", "c1", p.public(), good))
-	c := r.s.Cards["c1"]
+	c := r.s.Cards.At("c1")
 	if c.Status != CardActivated || c.Kind != KindDeviceID || c.CardholderID != "h" || c.SiteID != "site" || c.Device == nil {
 		t.Fatalf("enrolled card: %+v", c)
 	}
 	if !VerifyDevice(c, []byte("m"), p.sign([]byte("m"))) {
 		t.Fatal("the card is not bound to the enrolling phone's key")
 	}
-	cost := r.s.Sites["site"].CardCost
+	cost := r.s.Sites.At("site").CardCost
 	if l := r.ledger(); l.Used != before.Used+cost || l.Reserved != before.Reserved || l.Balance != before.Balance-cost {
 		t.Fatalf("ledger before %+v after %+v", before, l)
 	}
 	// The arm is used up: the next phone is not enrolled.
-	if r.s.Readers["front"].Enrollment != nil {
+	if r.s.Readers.At("front").Enrollment != nil {
 		t.Fatal("reader still armed after an enrollment")
 	}
 	r.refuse(enroll("front", "c2", p.public(), good), "not_armed")
@@ -157,7 +157,7 @@ func TestEnrollmentAtAnArmedReader(t *testing.T) {
 	r.refuse(enroll("front", "c3", p.public(), good), "not_armed")
 	r.must(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "v", Until: r.at.Add(time.Minute)})
 	r.must(enroll("front", "c3", p.public(), good))
-	if c := r.s.Cards["c3"]; c.ValidUntil == nil || !c.ValidUntil.Equal(t0.Add(48*time.Hour)) {
+	if c := r.s.Cards.At("c3"); c.ValidUntil == nil || !c.ValidUntil.Equal(t0.Add(48*time.Hour)) {
 		t.Fatalf("visitor card window: %+v", c.ValidUntil)
 	}
 	// Disarm.

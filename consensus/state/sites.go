@@ -36,14 +36,14 @@ type Site struct {
 }
 
 func (s *State) applyCreateSite(c command.Command, b *command.CreateSite, ch *changes) (any, *Rejection) {
-	if _, ok := s.Accounts[b.AccountID]; !ok {
+	if _, ok := s.Accounts.Get(b.AccountID); !ok {
 		return nil, reject(NotFound, "account_not_found", "account_id", "account %s does not exist", b.AccountID)
 	}
-	if _, ok := s.Sites[b.ID]; ok {
+	if _, ok := s.Sites.Get(b.ID); ok {
 		return nil, reject(Conflict, "duplicate_id", "id", "a site with id %s already exists", b.ID)
 	}
 	name := strings.TrimSpace(b.Name)
-	if _, dup := s.siteByName[siteNameKey(b.AccountID, name)]; dup {
+	if _, dup := s.siteByName.Get(siteNameKey(b.AccountID, name)); dup {
 		return nil, reject(Conflict, "duplicate_name", "name", "a site named %q already exists in this account; choose another name", name)
 	}
 	site := Site{
@@ -51,14 +51,14 @@ func (s *State) applyCreateSite(c command.Command, b *command.CreateSite, ch *ch
 		CardCost: DefaultCardCost, ActivationTTL: DefaultActivationTTL,
 		OfflineGrace: DefaultOfflineGrace, OfflinePolicy: OfflineDeny, TimeZone: "UTC",
 	}
-	s.Sites[b.ID] = site
-	s.siteByName[siteNameKey(b.AccountID, name)] = b.ID
+	s.Sites.Put(b.ID, site)
+	s.siteByName.Put(siteNameKey(b.AccountID, name), b.ID)
 	ch.put("sites", b.ID)
 	return site, nil
 }
 
 func (s *State) applyDeleteSite(b *command.DeleteSite, ch *changes) (any, *Rejection) {
-	site, ok := s.Sites[b.ID]
+	site, ok := s.Sites.Get(b.ID)
 	if !ok || site.AccountID != b.AccountID {
 		return nil, reject(NotFound, "site_not_found", "", "site %s does not exist", b.ID)
 	}
@@ -67,8 +67,8 @@ func (s *State) applyDeleteSite(b *command.DeleteSite, ch *changes) (any, *Rejec
 	if u := s.SiteUsage(b.ID); u.Configurations+u.Users+u.Configurators > 0 {
 		return nil, reject(Conflict, "site_not_empty", "", "site %q still has %d reader configurations, %d cards and %d configurators; delete them first", site.Name, u.Configurations, u.Users, u.Configurators)
 	}
-	delete(s.Sites, b.ID)
-	delete(s.siteByName, siteNameKey(site.AccountID, site.Name))
+	s.Sites.Delete(b.ID)
+	s.siteByName.Delete(siteNameKey(site.AccountID, site.Name))
 	ch.del("sites", b.ID)
 	return nil, nil
 }
@@ -88,13 +88,13 @@ type SiteUsage struct {
 // SiteUsage counts what a site holds: reader configurations, cards (users
 // in the seed's words) and configurators.
 func (s *State) SiteUsage(siteID string) SiteUsage {
-	u := SiteUsage{Users: s.siteCards[siteID]}
-	for _, rc := range s.ReaderConfigs {
+	u := SiteUsage{Users: s.siteCards.At(siteID)}
+	for _, rc := range s.ReaderConfigs.All() {
 		if rc.SiteID == siteID {
 			u.Configurations++
 		}
 	}
-	for _, cf := range s.Configurators {
+	for _, cf := range s.Configurators.All() {
 		if cf.SiteID == siteID {
 			u.Configurators++
 		}
@@ -105,7 +105,7 @@ func (s *State) SiteUsage(siteID string) SiteUsage {
 // SitesOf lists an account's sites by name.
 func (s *State) SitesOf(accountID string) []Site {
 	var out []Site
-	for _, x := range s.Sites {
+	for _, x := range s.Sites.All() {
 		if x.AccountID == accountID {
 			out = append(out, x)
 		}
@@ -120,7 +120,7 @@ func (s *State) SitesOf(accountID string) []Site {
 }
 
 func (s *State) applyUpdateSite(b *command.UpdateSite, ch *changes) (any, *Rejection) {
-	site, ok := s.Sites[b.ID]
+	site, ok := s.Sites.Get(b.ID)
 	if !ok || site.AccountID != b.AccountID {
 		return nil, reject(NotFound, "site_not_found", "", "site %s does not exist", b.ID)
 	}
@@ -157,7 +157,7 @@ func (s *State) applyUpdateSite(b *command.UpdateSite, ch *changes) (any, *Rejec
 		}
 		site.TimeZone = *b.TimeZone
 	}
-	s.Sites[site.ID] = site
+	s.Sites.Put(site.ID, site)
 	ch.put("sites", site.ID)
 	return site, nil
 }

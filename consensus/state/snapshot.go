@@ -5,10 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/benbjohnson/immutable"
 	"io"
-	"slices"
-	"strings"
-	"sync"
 )
 
 // Snapshot versions. Every snapshot starts with the line
@@ -38,126 +36,54 @@ type snapshotHeader struct {
 	Version int `json:"lintel_state"`
 }
 
-// Snapshot is an immutable copy of a State, made to be encoded later.
-// Making it is the only part of a Raft snapshot that holds the FSM: it
-// copies the big tables into flat slices (no per-record allocation, no
-// hashing) and leaves sorting and encoding to Encode.
+// Snapshot is an immutable version of a State, to be encoded later. The
+// tables are persistent, so taking one is a copy of the State struct: O(1),
+// whatever the number of cards, and applies never wait for it.
 type Snapshot struct {
-	rest    *State // every table but the four below (nil there)
-	holders table[Cardholder]
-	cards   table[Card]
-	outbox  table[Message]
-	history []HistoryEntry // History only grows: the slice header is a copy
+	st State
 }
 
-type table[T any] struct {
-	keys []string
-	vals []T
-}
-
-func copyTable[T any](m map[string]T) table[T] {
-	t := table[T]{keys: make([]string, 0, len(m)), vals: make([]T, 0, len(m))}
-	for k, v := range m {
-		t.keys = append(t.keys, k)
-		t.vals = append(t.vals, v)
-	}
-	return t
-}
-
-// sortKey orders keys by their first 16 bytes as two integers, and by the
-// whole string only on a tie: the order of strings.Compare, with fewer
-// pointer chases (the ids the API makes are 16 characters).
-type sortKey struct {
-	hi, lo uint64
-	key    string
-	i      int32
-}
-
-// order returns the positions of t's records sorted by key.
-func (t table[T]) order() []int32 {
-	ks := make([]sortKey, len(t.keys))
-	for i, k := range t.keys {
-		var b [16]byte
-		copy(b[:], k)
-		ks[i] = sortKey{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), k, int32(i)}
-	}
-	slices.SortFunc(ks, func(a, b sortKey) int {
-		switch {
-		case a.hi != b.hi:
-			if a.hi < b.hi {
-				return -1
-			}
-			return 1
-		case a.lo != b.lo:
-			if a.lo < b.lo {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.key, b.key)
-	})
-	out := make([]int32, len(ks))
-	for i, k := range ks {
-		out[i] = k.i
-	}
-	return out
-}
-
-// Snapshot copies the state for Encode. The caller holds the state still
-// (the FSM's read lock) while it runs; the copy is not changed by later
-// applies.
-func (s *State) Snapshot() *Snapshot {
-	sn := &Snapshot{history: s.History[:len(s.History):len(s.History)]}
-	var wg sync.WaitGroup
-	wg.Go(func() { sn.cards = copyTable(s.Cards) })
-	sn.holders = copyTable(s.Cardholders)
-	sn.outbox = copyTable(s.Outbox)
-	sn.rest = s.frozenRest()
-	wg.Wait()
-	return sn
-}
+// Snapshot returns the state as it is now; later applies do not change it.
+func (s *State) Snapshot() *Snapshot { return &Snapshot{st: *s} }
 
 // Encode writes the state (the current version). Two states that applied
 // the same log encode to the same bytes.
 func (s *State) Encode(w io.Writer) error { return s.Snapshot().Encode(w) }
 
-// Encode writes the snapshot (the current version).
+// Encode writes the snapshot (the current version). The tables iterate in
+// key order, so nothing is sorted here.
 func (sn *Snapshot) Encode(w io.Writer) error {
-	if len(sn.cards.keys) >= 1<<31 || len(sn.holders.keys) >= 1<<31 || len(sn.outbox.keys) >= 1<<31 {
+	s := &sn.st
+	if s.Cards.Len() >= 1<<31 || s.Cardholders.Len() >= 1<<31 || s.Outbox.Len() >= 1<<31 {
 		return fmt.Errorf("snapshot: a table holds 2^31 records or more")
 	}
-	rest, err := json.Marshal(sn.rest)
+	rest := *s
+	rest.Cardholders, rest.Cards, rest.Outbox, rest.History = Table[Cardholder]{}, Table[Card]{}, Table[Message]{}, List[HistoryEntry]{}
+	restJSON, err := json.Marshal(&rest)
 	if err != nil {
 		return err
 	}
-	// Sort the three tables at once while the JSON part is written.
-	var holders, cards, outbox []int32
-	var wg sync.WaitGroup
-	wg.Go(func() { cards = sn.cards.order() })
-	wg.Go(func() { holders, outbox = sn.holders.order(), sn.outbox.order() })
-
 	rw := newRecWriter(w)
 	rw.raw(fmt.Appendf(nil, "{\"lintel_state\":%d}\n", snapshotVersion))
 	rw.label("state")
-	rw.raw(binary.AppendUvarint(nil, uint64(len(rest))))
-	rw.raw(rest)
-	wg.Wait()
+	rw.raw(binary.AppendUvarint(nil, uint64(len(restJSON))))
+	rw.raw(restJSON)
 
-	rw.section("cardholders", len(holders))
-	for _, i := range holders {
-		rw.cardholder(sn.holders.keys[i], &sn.holders.vals[i])
+	rw.section("cardholders", s.Cardholders.Len())
+	for k, h := range s.Cardholders.ptrs {
+		rw.cardholder(k, h)
 	}
-	rw.section("cards", len(cards))
-	for _, i := range cards {
-		rw.card(sn.cards.keys[i], &sn.cards.vals[i])
+	rw.section("cards", s.Cards.Len())
+	for k, c := range s.Cards.ptrs {
+		rw.card(k, c)
 	}
-	rw.section("outbox", len(outbox))
-	for _, i := range outbox {
-		rw.message(sn.outbox.keys[i], &sn.outbox.vals[i])
+	rw.section("outbox", s.Outbox.Len())
+	for k, m := range s.Outbox.ptrs {
+		rw.message(k, m)
 	}
-	rw.section("history", len(sn.history))
-	for i := range sn.history {
-		rw.history(&sn.history[i])
+	rw.section("history", s.History.Len())
+	for _, e := range s.History.All() {
+		rw.history(&e)
 	}
 	rw.label("end")
 	return rw.flush()
@@ -189,7 +115,6 @@ func decodeV1(br *bufio.Reader) (*State, error) {
 	if err := json.NewDecoder(br).Decode(s); err != nil {
 		return nil, fmt.Errorf("snapshot body: %w", err)
 	}
-	s.fillNil()
 	s.reindex()
 	return s, nil
 }
@@ -212,18 +137,12 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 		return nil, fmt.Errorf("snapshot state: %w", err)
 	}
 	body = nil
-	s.fillNil()
 	s.reindexTables()
 
-	// A restore is mostly map inserts. The cardholders go into their map, and
-	// the card indexes are built, on a second goroutine while this one reads
-	// and inserts the cards (each goroutine has its own maps).
-	var holders *worker[keyed[Cardholder]]
+	// A restore is mostly table inserts, in key order. The card indexes are
+	// built on a second goroutine while this one reads and inserts the cards.
 	var cards *worker[Card]
 	defer func() {
-		if holders != nil {
-			holders.stop()
-		}
 		if cards != nil {
 			cards.stop()
 		}
@@ -233,41 +152,31 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Cardholders = make(map[string]Cardholder, sizeHint(n))
-	holders = startWorker(n, func(b []keyed[Cardholder]) {
-		for i := range b {
-			s.Cardholders[b[i].key] = b[i].v
-		}
-	})
-	hb := holders.get()
+	holders := newTableBuilder[Cardholder]()
 	err = readRecords(rr, "cardholders", n, func(d *rec) string {
 		k, h := d.cardholder()
-		hb = append(hb, keyed[Cardholder]{k, h})
-		if len(hb) == cap(hb) {
-			holders.put(hb)
-			hb = holders.get()
-		}
+		holders.Put(k, h)
 		return k
 	})
 	if err != nil {
 		return nil, err
 	}
-	holders.put(hb)
+	s.Cardholders = holders.Table()
 
 	if n, err = rr.section("cards"); err != nil {
 		return nil, err
 	}
-	s.Cards = make(map[string]Card, sizeHint(n))
-	s.resetCardIndexes(sizeHint(n))
+	idx := newCardIndexes(sizeHint(n))
 	cards = startWorker(n, func(b []Card) {
 		for i := range b {
-			s.indexCard(b[i])
+			idx.add(&b[i])
 		}
 	})
 	cb := cards.get()
+	all := newTableBuilder[Card]()
 	err = readRecords(rr, "cards", n, func(d *rec) string {
 		k, c := d.card()
-		s.Cards[k] = c
+		all.Put(k, c)
 		cb = append(cb, c)
 		if len(cb) == cap(cb) {
 			cards.put(cb)
@@ -279,32 +188,35 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 		return nil, err
 	}
 	cards.put(cb)
+	s.Cards = all.Table()
 
 	if n, err = rr.section("outbox"); err != nil {
 		return nil, err
 	}
-	s.Outbox = make(map[string]Message, sizeHint(n))
+	outbox := newTableBuilder[Message]()
 	err = readRecords(rr, "outbox", n, func(d *rec) string {
 		k, m := d.message()
-		s.Outbox[k] = m
+		outbox.Put(k, m)
 		return k
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.Outbox = outbox.Table()
 
 	if n, err = rr.section("history"); err != nil {
 		return nil, err
 	}
-	if n > 0 {
-		s.History = make([]HistoryEntry, 0, sizeHint(n))
-	}
+	history := immutable.NewListBuilder[HistoryEntry]()
 	err = readRecords(rr, "history", n, func(d *rec) string {
-		s.History = append(s.History, d.history())
+		history.Append(d.history())
 		return ""
 	})
 	if err != nil {
 		return nil, err
+	}
+	if n > 0 {
+		s.History = List[HistoryEntry]{history.List()}
 	}
 	if err := rr.label("end"); err != nil {
 		return nil, err
@@ -312,9 +224,9 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("snapshot: data after the end")
 	}
-	holders.stop()
 	cards.stop()
-	holders, cards = nil, nil
+	cards = nil
+	idx.into(s)
 	return s, nil
 }
 
@@ -343,11 +255,6 @@ func readRecords(rr *recReader, name string, n int, put func(*rec) string) error
 		prev = k
 	}
 	return nil
-}
-
-type keyed[T any] struct {
-	key string
-	v   T
 }
 
 // worker runs handle on batches on its own goroutine; the batch buffers go
@@ -383,69 +290,4 @@ func (w *worker[T]) put(b []T) { w.work <- b }
 func (w *worker[T]) stop() {
 	close(w.work)
 	<-w.done
-}
-
-// fillNil gives empty tables back their maps after a decode of "null".
-func (s *State) fillNil() {
-	n := New()
-	if s.Accounts == nil {
-		s.Accounts = n.Accounts
-	}
-	if s.Profiles == nil {
-		s.Profiles = n.Profiles
-	}
-	if s.Operators == nil {
-		s.Operators = n.Operators
-	}
-	if s.Sessions == nil {
-		s.Sessions = n.Sessions
-	}
-	if s.Sites == nil {
-		s.Sites = n.Sites
-	}
-	if s.RemovedNodes == nil {
-		s.RemovedNodes = n.RemovedNodes
-	}
-	if s.Dedup == nil {
-		s.Dedup = n.Dedup
-	}
-	if s.ReaderConfigs == nil {
-		s.ReaderConfigs = n.ReaderConfigs
-	}
-	if s.Cardholders == nil {
-		s.Cardholders = n.Cardholders
-	}
-	if s.Cards == nil {
-		s.Cards = n.Cards
-	}
-	if s.Outbox == nil {
-		s.Outbox = n.Outbox
-	}
-	if s.Readers == nil {
-		s.Readers = n.Readers
-	}
-	if s.Schedules == nil {
-		s.Schedules = n.Schedules
-	}
-	if s.AccessLevels == nil {
-		s.AccessLevels = n.AccessLevels
-	}
-	if s.Configurators == nil {
-		s.Configurators = n.Configurators
-	}
-	if s.Templates == nil {
-		s.Templates = n.Templates
-	}
-	if s.Invitations == nil {
-		s.Invitations = n.Invitations
-	}
-	if s.Tokens == nil {
-		s.Tokens = n.Tokens
-	}
-	if s.Issuers == nil {
-		s.Issuers = n.Issuers
-	}
-	if s.Vouchers == nil {
-		s.Vouchers = n.Vouchers
-	}
 }

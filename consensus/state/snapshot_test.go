@@ -125,7 +125,7 @@ func richLog(t *testing.T) *harness {
 	card("c-gone", "1010", nil)
 	h.mustApply(&command.DeleteCard{ID: "c-gone", AccountID: "acc"})
 	h.mustApply(&command.ExpireLinks{})
-	h.mustApply(&command.MessageDelivered{ID: h.s.Cards["c-active"].MessageID})
+	h.mustApply(&command.MessageDelivered{ID: h.s.Cards.At("c-active").MessageID})
 	h.mustApply(&command.MessageFailed{ID: "m-" + sent, Error: "mailbox full"})
 	h.mustApply(&command.ArmEnrollment{ReaderID: "front", AccountID: "acc", CardholderID: "h-c-sent", Until: h.at.Add(time.Hour)})
 	h.mustReject(&command.CreateSite{ID: "site3", AccountID: "acc", Name: "LONDON"}, "duplicate_name") // a refusal is remembered too
@@ -161,9 +161,10 @@ func checkFull(t *testing.T, s *State) {
 // derived returns the derived indexes, which snapshots do not hold.
 func derived(s *State) map[string]any {
 	return map[string]any{
-		"operatorByEmail": s.operatorByEmail, "siteByName": s.siteByName, "cardByLink": s.cardByLink,
-		"cardByOldLink": s.cardByOldLink, "privateIDs": s.privateIDs, "holderConfigs": s.holderConfigs,
-		"siteCards": s.siteCards, "readerConfigNames": s.readerConfigNames, "tokenByHash": s.tokenByHash,
+		"operatorByEmail": s.operatorByEmail.asMap(), "siteByName": s.siteByName.asMap(), "cardByLink": s.cardByLink.asMap(),
+		"cardByOldLink": s.cardByOldLink.asMap(), "privateIDs": s.privateIDs.asMap(), "holderConfigs": s.holderConfigs.asMap(),
+		"siteCards": s.siteCards.asMap(), "readerConfigNames": s.readerConfigNames.asMap(), "tokenByHash": s.tokenByHash.asMap(),
+		"cardList": s.cardList.asMap(), "cardStatusList": s.cardStatusList.asMap(),
 	}
 }
 
@@ -196,7 +197,7 @@ func TestSnapshotRoundTripsEveryTable(t *testing.T) {
 			NewCardholder: &command.CreateCardholder{ID: "h-new", FirstName: "A", LastName: "B", Email: "a@b.com"}}, // duplicate private id
 		&command.CreateCard{ID: "c-new", SiteID: "site", AccountID: "acc", Kind: KindPrivateID, ReaderConfig: "London", PrivateID: "3001",
 			NewCardholder: &command.CreateCardholder{ID: "h-new", FirstName: "A", LastName: "B", Email: "a@b.com"}},
-		&command.ActivateCard{LinkHash: got.Cards["c-sent"].LinkHash, DeviceKey: newPhone(t).public()},
+		&command.ActivateCard{LinkHash: got.Cards.At("c-sent").LinkHash, DeviceKey: newPhone(t).public()},
 		&command.ExpireLinks{},
 	} {
 		c := command.Command{Header: command.Header{RequestID: fmt.Sprint("after-", i), Actor: "op", At: h.at.Add(time.Duration(i+1) * time.Minute)}, Body: body}
@@ -230,7 +231,7 @@ func TestSnapshotIsImmutable(t *testing.T) {
 	want := encode(t, h.s)
 	h.mustApply(&command.UpdateCard{ID: "c-fields", AccountID: "acc", Phone: ptr("+44 1")})
 	h.mustApply(&command.DeleteCardholder{ID: "h-c-visitor", AccountID: "acc"})
-	h.mustApply(&command.MessageDelivered{ID: "m-" + h.s.Cards["c-sent"].LinkHash})
+	h.mustApply(&command.MessageDelivered{ID: "m-" + h.s.Cards.At("c-sent").LinkHash})
 	h.mustApply(&command.RevokeCard{ID: "c-active", AccountID: "acc"})
 	h.mustApply(&command.CreateSite{ID: "site5", AccountID: "acc", Name: "Rome"})
 	var buf bytes.Buffer
@@ -268,7 +269,7 @@ func TestSnapshotV1StillRestores(t *testing.T) {
 		t.Fatalf("version 1 restore differs:\n got %s\nwant %s", js, body)
 	}
 	checkFull(t, got)
-	if _, ok := got.OperatorByEmail("james@stid.com"); !ok || len(got.privateIDs) == 0 || len(got.cardByLink) == 0 {
+	if _, ok := got.OperatorByEmail("james@stid.com"); !ok || got.privateIDs.Len() == 0 || got.cardByLink.Len() == 0 {
 		t.Fatal("derived indexes not rebuilt")
 	}
 	// Written again, it is version 2 and comes back the same.
@@ -300,7 +301,7 @@ func TestSnapshotRefusesUnknownVersion(t *testing.T) {
 // truncation, and trailing data.
 func TestSnapshotRefusesDamage(t *testing.T) {
 	s := richLog(t).s.Clone()
-	s.Dedup, s.DedupRetry, s.DedupIdempotent = map[string]DedupEntry{}, nil, nil // a shorter JSON part
+	s.Dedup, s.DedupRetry, s.DedupIdempotent = Table[DedupEntry]{}, List[string]{}, List[string]{} // a shorter JSON part
 	b := encode(t, s)
 	// Cuts all along the records (every third byte, every byte of the end)
 	// and some in the JSON part.
@@ -356,20 +357,20 @@ func TestSnapshotCodecCoversEveryField(t *testing.T) {
 	zones := []*time.Location{time.UTC, time.FixedZone("", 5400), time.FixedZone("", -(3*3600 + 17))}
 	for _, zone := range zones {
 		t.Run(zone.String(), func(t *testing.T) {
-			codecRoundTrip(t, zone, func(s *State, k string, v Card) { s.Cards[k] = v },
-				func(s *State, k string) (Card, bool) { v, ok := s.Cards[k]; return v, ok })
-			codecRoundTrip(t, zone, func(s *State, k string, v Cardholder) { s.Cardholders[k] = v },
-				func(s *State, k string) (Cardholder, bool) { v, ok := s.Cardholders[k]; return v, ok })
-			codecRoundTrip(t, zone, func(s *State, k string, v Message) { s.Outbox[k] = v },
-				func(s *State, k string) (Message, bool) { v, ok := s.Outbox[k]; return v, ok })
-			codecRoundTrip(t, zone, func(s *State, k string, v HistoryEntry) { s.History = append(s.History, v) },
+			codecRoundTrip(t, zone, func(s *State, k string, v Card) { s.Cards.Put(k, v) },
+				func(s *State, k string) (Card, bool) { v, ok := s.Cards.Get(k); return v, ok })
+			codecRoundTrip(t, zone, func(s *State, k string, v Cardholder) { s.Cardholders.Put(k, v) },
+				func(s *State, k string) (Cardholder, bool) { v, ok := s.Cardholders.Get(k); return v, ok })
+			codecRoundTrip(t, zone, func(s *State, k string, v Message) { s.Outbox.Put(k, v) },
+				func(s *State, k string) (Message, bool) { v, ok := s.Outbox.Get(k); return v, ok })
+			codecRoundTrip(t, zone, func(s *State, k string, v HistoryEntry) { s.History.Append(v) },
 				func(s *State, k string) (HistoryEntry, bool) {
 					var i int
 					fmt.Sscan(k, &i)
-					if i >= len(s.History) {
+					if i >= s.History.Len() {
 						return HistoryEntry{}, false
 					}
-					return s.History[i], true
+					return s.History.Index(i), true
 				})
 		})
 	}

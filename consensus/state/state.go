@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"time"
 
 	"lintel/consensus/command"
@@ -62,49 +61,51 @@ const (
 // State is the whole replicated registry. Records in the maps are values and
 // are replaced, never changed in place, so a shallow clone is an immutable copy.
 type State struct {
-	Index         uint64                   `json:"index"`
-	Clock         time.Time                `json:"clock"` // the latest leader stamp applied
-	Initialized   bool                     `json:"initialized"`
-	ClusterSecret []byte                   `json:"cluster_secret"`
-	Accounts      map[string]Account       `json:"accounts"`
-	Profiles      map[string]Profile       `json:"profiles"`
-	Operators     map[string]Operator      `json:"operators"`
-	Sessions      map[string]Session       `json:"sessions"` // by token hash
-	Sites         map[string]Site          `json:"sites"`
-	RemovedNodes  map[string]RemovedNode   `json:"removed_nodes"`
-	ReaderConfigs map[string]ReaderConfig  `json:"reader_configs"`
-	Cardholders   map[string]Cardholder    `json:"cardholders"`
-	Cards         map[string]Card          `json:"cards"`
-	Outbox        map[string]Message       `json:"outbox"`
-	Issuers       map[string]Issuer        `json:"issuers"`
-	Invitations   map[string]Invitation    `json:"invitations"` // by invite link hash
-	Tokens        map[string]Token         `json:"tokens"`
-	Configurators map[string]Configurator  `json:"configurators"`
-	Templates     map[string]Template      `json:"templates"` // account + kind
-	Readers       map[string]Reader        `json:"readers"`
-	Schedules     map[string]Schedule      `json:"schedules"`
-	AccessLevels  map[string]AccessLevel   `json:"access_levels"`
-	Transfers     []Transfer               `json:"transfers"`
-	History       []HistoryEntry           `json:"history"`
-	Vouchers      map[string]LoadedVoucher `json:"vouchers"`
+	Index         uint64               `json:"index"`
+	Clock         time.Time            `json:"clock"` // the latest leader stamp applied
+	Initialized   bool                 `json:"initialized"`
+	ClusterSecret []byte               `json:"cluster_secret"`
+	Accounts      Table[Account]       `json:"accounts"`
+	Profiles      Table[Profile]       `json:"profiles"`
+	Operators     Table[Operator]      `json:"operators"`
+	Sessions      Table[Session]       `json:"sessions"` // by token hash
+	Sites         Table[Site]          `json:"sites"`
+	RemovedNodes  Table[RemovedNode]   `json:"removed_nodes"`
+	ReaderConfigs Table[ReaderConfig]  `json:"reader_configs"`
+	Cardholders   Table[Cardholder]    `json:"cardholders"`
+	Cards         Table[Card]          `json:"cards"`
+	Outbox        Table[Message]       `json:"outbox"`
+	Issuers       Table[Issuer]        `json:"issuers"`
+	Invitations   Table[Invitation]    `json:"invitations"` // by invite link hash
+	Tokens        Table[Token]         `json:"tokens"`
+	Configurators Table[Configurator]  `json:"configurators"`
+	Templates     Table[Template]      `json:"templates"` // account + kind
+	Readers       Table[Reader]        `json:"readers"`
+	Schedules     Table[Schedule]      `json:"schedules"`
+	AccessLevels  Table[AccessLevel]   `json:"access_levels"`
+	Transfers     List[Transfer]       `json:"transfers"`
+	History       List[HistoryEntry]   `json:"history"`
+	Vouchers      Table[LoadedVoucher] `json:"vouchers"`
 	// LostWithAccounts: credits of deleted accounts, lost with them.
-	LostWithAccounts int64                 `json:"lost_with_accounts"`
-	Dedup            map[string]DedupEntry `json:"dedup"`
+	LostWithAccounts int64             `json:"lost_with_accounts"`
+	Dedup            Table[DedupEntry] `json:"dedup"`
 	// DedupOrder lists request ids per window in the order they were applied,
 	// so expiry is deterministic and cheap.
-	DedupRetry      []string `json:"dedup_retry"`
-	DedupIdempotent []string `json:"dedup_idempotent"`
+	DedupRetry      List[string] `json:"dedup_retry"`
+	DedupIdempotent List[string] `json:"dedup_idempotent"`
 
-	operatorByEmail map[string]string // derived: lower-case email → operator id
-	siteByName      map[string]string // derived: account id + lower-case name → site id
+	operatorByEmail index[string] // derived: lower-case email → operator id
+	siteByName      index[string] // derived: account id + lower-case name → site id
 	// derived from Cards and ReaderConfigs; see indexCard
-	cardByLink        map[string]string // link hash → card id (sent cards only)
-	cardByOldLink     map[string]string // retired link hash → card id
-	privateIDs        map[string]int    // site + config + private id → cards using it
-	holderConfigs     map[string]int    // cardholder + config → cards
-	siteCards         map[string]int    // site → cards
-	readerConfigNames map[string]string // account + lower-case name → reader config id
-	tokenByHash       map[string]string // API token hash → token id
+	cardByLink        index[string] // link hash → card id (sent cards only)
+	cardByOldLink     index[string] // retired link hash → card id
+	privateIDs        counts        // site + config + private id → cards using it
+	holderConfigs     counts        // cardholder + config → cards
+	siteCards         counts        // site → cards
+	cardList          index[string] // site, list, name, id → card id (cardListKey)
+	cardStatusList    index[string] // site, list, status, name, id → card id
+	readerConfigNames index[string] // account + lower-case name → reader config id
+	tokenByHash       index[string] // API token hash → token id
 }
 
 // DedupEntry keeps the first answer to a request id.
@@ -115,67 +116,33 @@ type DedupEntry struct {
 }
 
 // New returns an empty state.
-func New() *State {
-	s := &State{
-		Accounts:      map[string]Account{},
-		Profiles:      map[string]Profile{},
-		Operators:     map[string]Operator{},
-		Sessions:      map[string]Session{},
-		Sites:         map[string]Site{},
-		RemovedNodes:  map[string]RemovedNode{},
-		ReaderConfigs: map[string]ReaderConfig{},
-		Cardholders:   map[string]Cardholder{},
-		Cards:         map[string]Card{},
-		Outbox:        map[string]Message{},
-		Issuers:       map[string]Issuer{},
-		Invitations:   map[string]Invitation{},
-		Tokens:        map[string]Token{},
-		Configurators: map[string]Configurator{},
-		Templates:     map[string]Template{},
-		Readers:       map[string]Reader{},
-		Schedules:     map[string]Schedule{},
-		AccessLevels:  map[string]AccessLevel{},
-		Vouchers:      map[string]LoadedVoucher{},
-		Dedup:         map[string]DedupEntry{},
-	}
-	s.reindex()
-	return s
-}
+func New() *State { return &State{} }
 
 // reindex rebuilds the derived indexes after a restore.
 func (s *State) reindex() {
 	s.reindexTables()
-	s.resetCardIndexes(len(s.Cards))
-	for _, c := range s.Cards {
-		s.indexCard(c)
+	b := newCardIndexes(s.Cards.Len())
+	for _, c := range s.Cards.ptrs {
+		b.add(c)
 	}
+	b.into(s)
 }
 
 // reindexTables rebuilds the indexes of every table but the cards.
 func (s *State) reindexTables() {
-	s.operatorByEmail = make(map[string]string, len(s.Operators))
-	for id, o := range s.Operators {
-		s.operatorByEmail[normEmail(o.Email)] = id
-	}
-	s.siteByName = make(map[string]string, len(s.Sites))
-	for id, x := range s.Sites {
-		s.siteByName[siteNameKey(x.AccountID, x.Name)] = id
-	}
-	s.readerConfigNames = make(map[string]string, len(s.ReaderConfigs))
-	for id, rc := range s.ReaderConfigs {
-		s.readerConfigNames[readerConfigKey(rc.AccountID, rc.Name)] = id
-	}
-	s.tokenByHash = make(map[string]string, len(s.Tokens))
-	for id, t := range s.Tokens {
-		s.tokenByHash[t.TokenHash] = id
-	}
+	s.operatorByEmail = indexOf(s.Operators, func(o *Operator) string { return normEmail(o.Email) })
+	s.siteByName = indexOf(s.Sites, func(x *Site) string { return siteNameKey(x.AccountID, x.Name) })
+	s.readerConfigNames = indexOf(s.ReaderConfigs, func(rc *ReaderConfig) string { return readerConfigKey(rc.AccountID, rc.Name) })
+	s.tokenByHash = indexOf(s.Tokens, func(t *Token) string { return t.TokenHash })
 }
 
-// resetCardIndexes empties the card indexes, sized for n cards (most cards
-// have a private id), for indexCard to fill.
-func (s *State) resetCardIndexes(n int) {
-	s.cardByLink, s.cardByOldLink = map[string]string{}, map[string]string{}
-	s.privateIDs, s.holderConfigs, s.siteCards = make(map[string]int, n), make(map[string]int, n), map[string]int{}
+// indexOf indexes a table's ids by a key of each record.
+func indexOf[V any](t Table[V], key func(*V) string) index[string] {
+	es := make([]entry[string], 0, t.Len())
+	for id, v := range t.ptrs {
+		es = append(es, entry[string]{key(v), id})
+	}
+	return buildIndex(es)
 }
 
 // MaxClockAhead is how far a command's own time may run ahead of the
@@ -210,7 +177,7 @@ func (s *State) ApplyAt(index uint64, stamped time.Time, c command.Command) (Res
 		s.Clock = stamp
 	}
 	s.expireDedup()
-	if e, ok := s.Dedup[c.RequestID]; ok && c.RequestID != "" {
+	if e, ok := s.Dedup.Get(c.RequestID); ok && c.RequestID != "" {
 		return e.Result, nil
 	}
 	ch := &changes{index: index}
@@ -220,7 +187,12 @@ func (s *State) ApplyAt(index uint64, stamped time.Time, c command.Command) (Res
 		rej = Validate(c)
 	}
 	if rej == nil {
-		value, rej = s.dispatch(c, ch)
+		// The command applies to a copy, which replaces the state only if
+		// it succeeds: a refusal part way leaves nothing behind.
+		tx := *s
+		if value, rej = tx.dispatch(c, ch); rej == nil {
+			*s = tx
+		}
 	}
 	res := Result{Err: rej}
 	if rej == nil {
@@ -383,11 +355,11 @@ func (s *State) remember(c command.Command, index uint64, res Result) {
 	// entry's stamp unless a new leader's clock runs behind), not from the
 	// command's own time: an offline command made hours ago still gets its
 	// full window, and the queue stays in time order.
-	s.Dedup[c.RequestID] = DedupEntry{At: s.Clock, Index: index, Result: res}
+	s.Dedup.Put(c.RequestID, DedupEntry{At: s.Clock, Index: index, Result: res})
 	if c.Idempotent {
-		s.DedupIdempotent = append(s.DedupIdempotent, c.RequestID)
+		s.DedupIdempotent.Append(c.RequestID)
 	} else {
-		s.DedupRetry = append(s.DedupRetry, c.RequestID)
+		s.DedupRetry.Append(c.RequestID)
 	}
 }
 
@@ -406,94 +378,31 @@ const (
 	DedupIdempotencyMax = 100000
 )
 
-func (s *State) expireQueue(q []string, window time.Duration, most int) []string {
+func (s *State) expireQueue(q List[string], window time.Duration, most int) List[string] {
 	cut := s.Clock.Add(-window)
 	n := 0
-	for n < len(q) {
-		e, ok := s.Dedup[q[n]]
-		if ok && !e.At.Before(cut) && len(q)-n <= most {
+	for _, id := range q.All() {
+		e, ok := s.Dedup.Get(id)
+		if ok && !e.At.Before(cut) && q.Len()-n < most { // room for the answer this apply may keep
 			break
 		}
-		delete(s.Dedup, q[n])
+		s.Dedup.Delete(id)
 		n++
 	}
-	if n == 0 {
-		return q
-	}
-	q = q[n:]
-	// Copy only when the dropped front is most of the array, so the dropped
-	// ids do not pin memory and each apply costs O(1) on average (a copy of
-	// the whole queue on every apply made writes slower as the table grew).
-	if cap(q) > 2*len(q)+64 {
-		q = append(make([]string, 0, 2*len(q)+64), q...)
-	}
+	q.DropFront(n)
 	return q
 }
 
-// Clone returns a copy that later Apply calls do not change.
+// Clone returns a copy that later Apply calls do not change: a copy of the
+// struct, since every table in it is persistent.
 func (s *State) Clone() *State {
-	c := s.Frozen()
-	c.operatorByEmail = maps.Clone(s.operatorByEmail)
-	c.siteByName = maps.Clone(s.siteByName)
-	c.cardByLink = maps.Clone(s.cardByLink)
-	c.cardByOldLink = maps.Clone(s.cardByOldLink)
-	c.privateIDs = maps.Clone(s.privateIDs)
-	c.holderConfigs = maps.Clone(s.holderConfigs)
-	c.siteCards = maps.Clone(s.siteCards)
-	c.readerConfigNames = maps.Clone(s.readerConfigNames)
-	c.tokenByHash = maps.Clone(s.tokenByHash)
-	return c
-}
-
-// Frozen is a copy of the tables only, without the derived indexes, for
-// reading; it must not be applied to. (Raft snapshots use Snapshot, which
-// copies the big tables more cheaply.)
-func (s *State) Frozen() *State {
-	c := s.frozenRest()
-	c.Cardholders = maps.Clone(s.Cardholders)
-	c.Cards = maps.Clone(s.Cards)
-	c.Outbox = maps.Clone(s.Outbox)
-	// History only grows: a copy of the slice header is immutable to readers
-	// (append may reuse capacity, but never rewrites old entries).
-	c.History = s.History[:len(s.History):len(s.History)]
-	return c
-}
-
-// frozenRest is Frozen without Cardholders, Cards, Outbox and History (nil):
-// Snapshot copies those four its own way.
-func (s *State) frozenRest() *State {
 	c := *s
-	c.Accounts = maps.Clone(s.Accounts)
-	c.Profiles = maps.Clone(s.Profiles)
-	c.Operators = maps.Clone(s.Operators)
-	c.Sessions = maps.Clone(s.Sessions)
-	c.Sites = maps.Clone(s.Sites)
-	c.RemovedNodes = maps.Clone(s.RemovedNodes)
-	c.ReaderConfigs = maps.Clone(s.ReaderConfigs)
-	c.Cardholders, c.Cards, c.Outbox, c.History = nil, nil, nil, nil
-	c.Issuers = maps.Clone(s.Issuers)
-	c.Invitations = maps.Clone(s.Invitations)
-	c.Tokens = maps.Clone(s.Tokens)
-	c.Configurators = maps.Clone(s.Configurators)
-	c.Templates = maps.Clone(s.Templates)
-	c.Readers = maps.Clone(s.Readers)
-	c.Schedules = maps.Clone(s.Schedules)
-	c.AccessLevels = maps.Clone(s.AccessLevels)
-	// Transfers only grow: a copy of the slice header is immutable to readers
-	// (append may reuse capacity, but never rewrites old entries).
-	c.Transfers = s.Transfers[:len(s.Transfers):len(s.Transfers)]
-	c.Vouchers = maps.Clone(s.Vouchers)
-	c.Dedup = maps.Clone(s.Dedup)
-	c.DedupRetry = append([]string(nil), s.DedupRetry...)
-	c.DedupIdempotent = append([]string(nil), s.DedupIdempotent...)
-	c.operatorByEmail, c.siteByName, c.cardByLink, c.cardByOldLink = nil, nil, nil, nil
-	c.privateIDs, c.holderConfigs, c.siteCards, c.readerConfigNames, c.tokenByHash = nil, nil, nil, nil, nil
 	return &c
 }
 
 // DedupResult returns the stored answer to a request id, if it is still kept.
 func (s *State) DedupResult(requestID string) (Result, bool) {
-	e, ok := s.Dedup[requestID]
+	e, ok := s.Dedup.Get(requestID)
 	return e.Result, ok
 }
 

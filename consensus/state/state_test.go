@@ -63,7 +63,7 @@ func (h *harness) mustReject(b command.Body, code string) {
 
 func comparable(s *State) []byte {
 	s.Index, s.Clock = 0, time.Time{}
-	s.Dedup, s.DedupRetry, s.DedupIdempotent = nil, nil, nil
+	s.Dedup, s.DedupRetry, s.DedupIdempotent = Table[DedupEntry]{}, List[string]{}, List[string]{}
 	b, _ := json.Marshal(s)
 	return b
 }
@@ -87,7 +87,7 @@ func TestState_Init(t *testing.T) {
 	if !ok || o.Status != OperatorActivated || o.ProfileID != "prof" || o.Email != "admin@example.com" {
 		t.Fatalf("operator: %+v %v", o, ok)
 	}
-	p := s.Profiles["prof"]
+	p := s.Profiles.At("prof")
 	if p.Name != AdministratorProfile {
 		t.Fatalf("profile name %q", p.Name)
 	}
@@ -98,8 +98,8 @@ func TestState_Init(t *testing.T) {
 			}
 		}
 	}
-	if s.Accounts["acc"].Kind != AccountEndCustomer {
-		t.Fatalf("account: %+v", s.Accounts["acc"])
+	if s.Accounts.At("acc").Kind != AccountEndCustomer {
+		t.Fatalf("account: %+v", s.Accounts.At("acc"))
 	}
 	h.mustReject(&command.Init{AccountID: "b", AccountName: "x", AccountKind: AccountReseller, ProfileID: "p2", OperatorID: "o2",
 		Email: "b@x", PasswordHash: "h", ClusterSecret: bytes.Repeat([]byte{1}, 32)}, "already_initialized")
@@ -120,7 +120,7 @@ func TestState_CreateSession(t *testing.T) {
 	// An expired session leaves with the next login.
 	h.at = h.at.Add(2 * time.Hour)
 	h.mustApply(&command.CreateSession{SessionID: "s4", TokenHash: "th4", OperatorID: "op", ExpiresAt: h.at.Add(time.Hour)})
-	if _, ok := h.s.Sessions["th1"]; ok {
+	if _, ok := h.s.Sessions.Get("th1"); ok {
 		t.Fatal("expired session was not pruned")
 	}
 }
@@ -144,7 +144,7 @@ func TestState_CreateSite(t *testing.T) {
 	}
 	want := Site{ID: "s1", AccountID: "acc", Name: "London", CreatedAt: h.at, CardCost: 5,
 		ActivationTTL: 7 * 24 * time.Hour, OfflineGrace: 24 * time.Hour, OfflinePolicy: OfflineDeny, TimeZone: "UTC"}
-	if !reflect.DeepEqual(site, want) || !reflect.DeepEqual(h.s.Sites["s1"], want) {
+	if !reflect.DeepEqual(site, want) || !reflect.DeepEqual(h.s.Sites.At("s1"), want) {
 		t.Fatalf("site\n got %+v\nwant %+v", site, want)
 	}
 	h.mustReject(&command.CreateSite{ID: "s2", AccountID: "acc", Name: "LONDON"}, "duplicate_name")
@@ -165,7 +165,7 @@ func TestState_DeleteSite(t *testing.T) {
 	h.mustApply(&command.CreateSite{ID: "s1", AccountID: "acc", Name: "London"})
 	h.mustReject(&command.DeleteSite{ID: "s1", AccountID: "other"}, "site_not_found")
 	h.mustApply(&command.DeleteSite{ID: "s1", AccountID: "acc"})
-	if _, ok := h.s.Sites["s1"]; ok {
+	if _, ok := h.s.Sites.Get("s1"); ok {
 		t.Fatal("site still there")
 	}
 	h.mustReject(&command.DeleteSite{ID: "s1", AccountID: "acc"}, "site_not_found")
@@ -191,8 +191,8 @@ func TestDedupReturnsFirstAnswer(t *testing.T) {
 	first, ch1 := h.s.Apply(10, c)
 	c.Body = &command.CreateSite{ID: "s2", AccountID: "acc", Name: "Paris"}
 	again, ch2 := h.s.Apply(11, c)
-	if !bytes.Equal(first.Value, again.Value) || len(h.s.Sites) != 1 {
-		t.Fatalf("retry applied twice: %s vs %s, %d sites", first.Value, again.Value, len(h.s.Sites))
+	if !bytes.Equal(first.Value, again.Value) || h.s.Sites.Len() != 1 {
+		t.Fatalf("retry applied twice: %s vs %s, %d sites", first.Value, again.Value, h.s.Sites.Len())
 	}
 	if len(ch1) != 1 || len(ch2) != 0 {
 		t.Fatalf("changes %v %v", ch1, ch2)
@@ -253,7 +253,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	h.mustApply(&command.CreateSession{SessionID: "x", TokenHash: "th", OperatorID: "op", ExpiresAt: h.at.Add(time.Hour)})
 	h.mustApply(&command.RemoveNode{NodeID: "n9", Instance: "i"})
 	b := encode(t, h.s)
-	if !bytes.Equal(encode(t, h.s.Frozen()), b) {
+	if !bytes.Equal(encode(t, h.s.Clone()), b) {
 		t.Fatal("the snapshot copy encodes differently from the state")
 	}
 	got, err := Decode(bytes.NewReader(b))

@@ -53,7 +53,7 @@ func hostileNode(t *testing.T, path string) {
 	office := Schedule{Windows: []command.Window{{Days: []int{1, 2, 3, 4, 5}, From: "08:00", To: "18:00"}}}
 	check := func(s *State, when string) {
 		t.Helper()
-		site := s.Sites["site"]
+		site := s.Sites.At("site")
 		loc := site.Location()
 		if site.TimeZone != "Europe/Paris" || loc.String() != "Europe/Paris" || at.In(loc).Hour() != 9 {
 			t.Fatalf("%s: site zone %q, location %v, %v there", when, site.TimeZone, loc, at.In(loc))

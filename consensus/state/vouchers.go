@@ -32,24 +32,24 @@ func (s *State) applyAddIssuer(c command.Command, b *command.AddIssuer, ch *chan
 	if len(b.PublicKey) != ed25519.PublicKeySize || voucher.KeyID(b.PublicKey) != b.KeyID {
 		return nil, reject(Invalid, "invalid_value", "public_key", "the issuer key is not an Ed25519 public key matching its key id")
 	}
-	if _, ok := s.Issuers[b.KeyID]; ok {
-		return s.Issuers[b.KeyID], nil // trusting a key twice is trusting it once
+	if _, ok := s.Issuers.Get(b.KeyID); ok {
+		return s.Issuers.At(b.KeyID), nil // trusting a key twice is trusting it once
 	}
 	is := Issuer{KeyID: b.KeyID, PublicKey: append([]byte(nil), b.PublicKey...), Name: b.Name, AddedAt: c.At.UTC()}
-	s.Issuers[b.KeyID] = is
+	s.Issuers.Put(b.KeyID, is)
 	ch.put("issuers", b.KeyID)
 	return is, nil
 }
 
 func (s *State) trustedKeys() []ed25519.PublicKey {
-	ids := make([]string, 0, len(s.Issuers))
-	for id := range s.Issuers {
+	ids := make([]string, 0, s.Issuers.Len())
+	for id := range s.Issuers.All() {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	keys := make([]ed25519.PublicKey, 0, len(ids))
 	for _, id := range ids {
-		keys = append(keys, s.Issuers[id].PublicKey)
+		keys = append(keys, s.Issuers.At(id).PublicKey)
 	}
 	return keys
 }
@@ -72,26 +72,26 @@ func (s *State) applyLoadVoucher(c command.Command, b *command.LoadVoucher, ch *
 	if v.Account != b.AccountID {
 		return nil, reject(Forbidden, "wrong_account", "voucher", "this voucher is for account %s, not this one (%s)", v.Account, b.AccountID)
 	}
-	acc, ok := s.Accounts[b.AccountID]
+	acc, ok := s.Accounts.Get(b.AccountID)
 	if !ok {
 		return nil, reject(NotFound, "account_not_found", "", "account %s does not exist", b.AccountID)
 	}
-	if _, used := s.Vouchers[v.ID]; used {
+	if _, used := s.Vouchers.Get(v.ID); used {
 		return nil, reject(Conflict, "voucher_used", "voucher", "voucher %s was already loaded; each voucher loads once", v.ID)
 	}
 	acc.Credits.Loaded += v.Credits
 	acc.Credits.Balance += v.Credits
 	acc.Credits.LastLoaded = ptime(c.At)
-	s.Accounts[acc.ID] = acc
+	s.Accounts.Put(acc.ID, acc)
 	lv := LoadedVoucher{ID: v.ID, Issuer: v.Issuer, AccountID: acc.ID, Credits: v.Credits, LoadedAt: c.At.UTC(), LoadedBy: c.Actor}
-	s.Vouchers[v.ID] = lv
+	s.Vouchers.Put(v.ID, lv)
 	ch.put("accounts", acc.ID)
 	ch.put("vouchers", v.ID)
 	return lv, nil
 }
 
 func (s *State) applySetAlertThreshold(b *command.SetAlertThreshold, ch *changes) (any, *Rejection) {
-	acc, ok := s.Accounts[b.AccountID]
+	acc, ok := s.Accounts.Get(b.AccountID)
 	if !ok {
 		return nil, reject(NotFound, "account_not_found", "", "account %s does not exist", b.AccountID)
 	}
@@ -99,7 +99,7 @@ func (s *State) applySetAlertThreshold(b *command.SetAlertThreshold, ch *changes
 		return nil, reject(Invalid, "invalid_value", "alert_threshold", "the alert threshold cannot be negative")
 	}
 	acc.Credits.AlertThreshold = b.Threshold
-	s.Accounts[acc.ID] = acc
+	s.Accounts.Put(acc.ID, acc)
 	ch.put("accounts", acc.ID)
 	return acc.Credits, nil
 }
@@ -113,7 +113,7 @@ func (s *State) CheckInvariants() error {
 	type sums struct{ reserved, inUse int64 }
 	per := map[string]*sums{}
 	var inUse int64
-	for _, c := range s.Cards {
+	for _, c := range s.Cards.All() {
 		p := per[c.AccountID]
 		if p == nil {
 			p = &sums{}
@@ -130,10 +130,10 @@ func (s *State) CheckInvariants() error {
 		}
 	}
 	var loaded, balances, lost int64
-	for _, lv := range s.Vouchers {
+	for _, lv := range s.Vouchers.All() {
 		loaded += lv.Credits
 	}
-	for id, a := range s.Accounts {
+	for id, a := range s.Accounts.All() {
 		if err := CheckLedger(a.Credits); err != nil {
 			return errorf("account %s: %v", id, err)
 		}

@@ -121,7 +121,7 @@ func (f *fixture) card(id string) phone {
 }
 
 func (f *fixture) cardStatus(id string) (st string) {
-	f.Read(func(s *state.State) { st = s.Cards[id].Status })
+	f.Read(func(s *state.State) { st = s.Cards.At(id).Status })
 	return
 }
 

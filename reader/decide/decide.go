@@ -39,8 +39,8 @@ func Decide(s *state.State, readerID string, ch exchange.Challenge, p exchange.P
 	if p.Nonce != ch.Nonce {
 		return deny(exchange.ReasonReplay)
 	}
-	rd, readerOK := s.Readers[readerID]
-	c, ok := s.Cards[p.CardID]
+	rd, readerOK := s.Readers.Get(readerID)
+	c, ok := s.Cards.Get(p.CardID)
 	if !ok || c.Kind == state.KindConfig || (readerOK && c.AccountID != rd.AccountID) {
 		return deny(exchange.ReasonUnknownCard)
 	}
@@ -91,7 +91,7 @@ func levels(s *state.State, c state.Card, readerID string, now time.Time) exchan
 	listed := false
 	var loc *time.Location
 	for _, id := range c.AccessLevels {
-		al, ok := s.AccessLevels[id]
+		al, ok := s.AccessLevels.Get(id)
 		if !ok || al.SiteID != c.SiteID || !slices.Contains(al.ReaderIDs, readerID) {
 			continue
 		}
@@ -99,12 +99,12 @@ func levels(s *state.State, c state.Card, readerID string, now time.Time) exchan
 		if al.ScheduleID == "" {
 			return exchange.ReasonNone
 		}
-		sc, ok := s.Schedules[al.ScheduleID]
+		sc, ok := s.Schedules.Get(al.ScheduleID)
 		if !ok {
 			continue // a schedule that is gone admits nobody
 		}
 		if loc == nil {
-			loc = location(s.Sites[c.SiteID])
+			loc = location(s.Sites.At(c.SiteID))
 		}
 		if sc.OpenAt(now, loc) {
 			return exchange.ReasonNone

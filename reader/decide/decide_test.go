@@ -33,7 +33,7 @@ func (f *fixture) card(id, kind, config string, mod func(*command.CreateCard)) {
 	cc := &command.CreateCard{ID: id, SiteID: "site", AccountID: "acc", Kind: kind, ReaderConfig: config,
 		NewCardholder: &command.CreateCardholder{ID: "h-" + id, FirstName: "Ada", LastName: id, Email: id + "@example.com"}}
 	if kind == state.KindPrivateID {
-		cc.PrivateID = fmt.Sprint(1000 + len(f.s.Cards))
+		cc.PrivateID = fmt.Sprint(1000 + f.s.Cards.Len())
 	}
 	if mod != nil {
 		mod(cc)
@@ -101,13 +101,13 @@ func newFixture(tb testing.TB) *fixture {
 
 	// No command records a use yet (the node's use commit is not written):
 	// set the count as that commit will.
-	c := f.s.Cards["exhausted"]
+	c := f.s.Cards.At("exhausted")
 	c.Uses = 1
-	f.s.Cards["exhausted"] = c
+	f.s.Cards.Put("exhausted", c)
 	// A reader of another account (no command makes a second account here).
-	foreign := f.s.Readers["r1"]
+	foreign := f.s.Readers.At("r1")
 	foreign.ID, foreign.AccountID = "r-foreign", "other"
-	f.s.Readers[foreign.ID] = foreign
+	f.s.Readers.Put(foreign.ID, foreign)
 	return f
 }
 
@@ -115,7 +115,7 @@ func TestDecide(t *testing.T) {
 	f := newFixture(t)
 	for id, want := range map[string]string{"created": state.CardCreated, "sent": state.CardSent, "expired": state.CardExpired,
 		"pending": state.CardPendingRevoke, "revoked": state.CardRevoked, "lost": state.CardLost, "cfg": state.CardActivated} {
-		if got := f.s.Cards[id].Status; got != want {
+		if got := f.s.Cards.At(id).Status; got != want {
 			t.Fatalf("fixture: card %s is %s, want %s", id, got, want)
 		}
 	}
@@ -179,7 +179,7 @@ func TestDecide(t *testing.T) {
 				now = openAt
 			}
 			want := row.want
-			if c, ok := f.s.Cards[row.card]; ok && want.Reason != "replay" && want.Reason != "unknown_card" {
+			if c, ok := f.s.Cards.Get(row.card); ok && want.Reason != "replay" && want.Reason != "unknown_card" {
 				want.CardID, want.CardholderName = c.ID, "Ada "+c.ID
 			}
 			for _, kc := range []*KeyCache{keys, nil} { // cached and uncached agree
@@ -251,7 +251,7 @@ func TestVerifyAgreesWithExchange(t *testing.T) {
 		if i%17 == 8 {
 			pr.Nonce[0] ^= 1
 		}
-		card := f.s.Cards["pid"]
+		card := f.s.Cards.At("pid")
 		switch {
 		case i%11 == 4:
 			card.Device = &state.Device{PublicKey: der384}

@@ -50,7 +50,7 @@ func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p *Principal)
 func (a *API) customerAccounts(p *Principal, q listQuery) []accountView {
 	var items []accountView
 	a.svc.Read(func(s *state.State) {
-		for _, x := range s.Accounts {
+		for _, x := range s.Accounts.All() {
 			if x.ParentID == p.Account.ID && (q.Status == "" || x.Status == q.Status) && matches(q.Q, x.Name, x.Email, x.FirstName, x.LastName, x.Kind, x.Status) {
 				items = append(items, viewAccount(x))
 			}
@@ -108,7 +108,7 @@ func (a *API) findCustomer(w http.ResponseWriter, p *Principal, id string) (stat
 	var x state.Account
 	ok := a.readFresh(func(s *state.State) bool {
 		var found bool
-		x, found = s.Accounts[id]
+		x, found = s.Accounts.Get(id)
 		return found && x.ParentID == p.Account.ID
 	})
 	if !ok {
@@ -213,8 +213,8 @@ func (a *API) transfer(w http.ResponseWriter, r *http.Request, p *Principal) {
 }
 
 func viewTransfer(s *state.State, t state.Transfer) transferView {
-	by := s.Operators[t.By]
-	return transferView{ID: t.ID, At: t.At, To: t.To, TransferredTo: s.Accounts[t.To].Name,
+	by := s.Operators.At(t.By)
+	return transferView{ID: t.ID, At: t.At, To: t.To, TransferredTo: s.Accounts.At(t.To).Name,
 		TransferredBy: strings.TrimSpace(by.FirstName + " " + by.LastName), Credits: t.Credits, Comment: t.Comment}
 }
 
@@ -267,7 +267,7 @@ func (a *API) listTransfers(w http.ResponseWriter, r *http.Request, p *Principal
 func (a *API) transferLines(p *Principal, q listQuery, from, to time.Time) []transferView {
 	var items []transferView
 	a.svc.Read(func(s *state.State) {
-		for _, t := range s.Transfers {
+		for _, t := range s.Transfers.All() {
 			if t.From != p.Account.ID && t.To != p.Account.ID || !inRange(t.At, from, to) {
 				continue
 			}
@@ -307,12 +307,12 @@ func (a *API) listHistory(w http.ResponseWriter, r *http.Request, p *Principal) 
 func (a *API) historyLines(p *Principal, q listQuery, from, to time.Time) []historyView {
 	var items []historyView
 	a.svc.Read(func(s *state.State) {
-		for _, h := range s.History {
+		for _, h := range s.History.All() {
 			if h.AccountID != p.Account.ID || !inRange(h.At, from, to) {
 				continue
 			}
 			by := h.By
-			if o, ok := s.Operators[h.By]; ok {
+			if o, ok := s.Operators.Get(h.By); ok {
 				by = strings.TrimSpace(o.FirstName + " " + o.LastName)
 			}
 			if matches(q.Q, h.Area, h.Action, by, h.Node) {

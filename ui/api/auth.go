@@ -78,15 +78,15 @@ func (a *API) Authenticate(r *http.Request) (*Principal, bool) {
 		} else {
 			return
 		}
-		o, ok := s.Operators[opID]
+		o, ok := s.Operators.Get(opID)
 		if !ok || o.Status != state.OperatorActivated {
 			return
 		}
-		acc, ok := s.Accounts[o.AccountID]
+		acc, ok := s.Accounts.Get(o.AccountID)
 		if !ok || acc.Status == state.OperatorDisabled {
 			return
 		}
-		p = &Principal{Operator: o, Account: acc, Profile: s.Profiles[o.ProfileID], TokenHash: hash}
+		p = &Principal{Operator: o, Account: acc, Profile: s.Profiles.At(o.ProfileID), TokenHash: hash}
 	})
 	return p, p != nil
 }
@@ -222,7 +222,7 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 		return nil, &LoginError{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "the email or the password is wrong"}
 	}
 	var accStatus string
-	a.svc.Read(func(s *state.State) { accStatus = s.Accounts[op.AccountID].Status })
+	a.svc.Read(func(s *state.State) { accStatus = s.Accounts.At(op.AccountID).Status })
 	if accStatus == state.OperatorDisabled {
 		return nil, &LoginError{Status: http.StatusForbidden, Code: "account_disabled", Message: "this account is disabled; ask your reseller"}
 	}
@@ -252,8 +252,8 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	})
 	p := &Principal{Operator: op, TokenHash: HashToken(token)}
 	a.svc.Read(func(s *state.State) {
-		p.Account = s.Accounts[op.AccountID]
-		p.Profile = s.Profiles[op.ProfileID]
+		p.Account = s.Accounts.At(op.AccountID)
+		p.Profile = s.Profiles.At(op.ProfileID)
 	})
 	return p, nil
 }

@@ -34,7 +34,7 @@ func viewCardholder(s *state.State, h state.Cardholder) cardholderView {
 // cards (only holder, when set).
 func cardsByHolder(s *state.State, holder string) map[string][]string {
 	out := map[string][]string{}
-	for _, c := range s.Cards {
+	for _, c := range s.Cards.All() {
 		if holder == "" || c.CardholderID == holder {
 			out[c.CardholderID] = append(out[c.CardholderID], c.ID)
 		}
@@ -99,7 +99,7 @@ func (a *API) accountCardholders(p *Principal, q listQuery) []cardholderView {
 	var items []cardholderView
 	a.svc.Read(func(s *state.State) {
 		cards := cardsByHolder(s, "")
-		for _, h := range s.Cardholders {
+		for _, h := range s.Cardholders.All() {
 			if h.AccountID == p.Account.ID && matches(q.Q, h.FirstName, h.LastName, h.Email, h.Phone) {
 				items = append(items, viewCardholderWith(h, cards))
 			}
@@ -116,7 +116,7 @@ func (a *API) getCardholder(w http.ResponseWriter, r *http.Request, p *Principal
 	var v cardholderView
 	found := false
 	a.svc.Read(func(s *state.State) {
-		if h, ok := s.Cardholders[r.PathValue("id")]; ok && h.AccountID == p.Account.ID {
+		if h, ok := s.Cardholders.Get(r.PathValue("id")); ok && h.AccountID == p.Account.ID {
 			v, found = viewCardholder(s, h), true
 		}
 	})

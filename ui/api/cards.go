@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -137,21 +136,22 @@ func (a *API) listCards(w http.ResponseWriter, r *http.Request, p *Principal) {
 	}
 	var items []cardView
 	a.svc.Read(func(s *state.State) {
-		for _, c := range s.Cards {
-			if inList(c, site.ID, false, q) {
+		// One more than a page, so page() knows whether there is a next one.
+		for c := range s.SiteCards(site.ID, false, q.Status, q.After) {
+			if cardMatches(c, q) {
 				items = append(items, viewCard(c))
+				if len(items) > q.Limit {
+					break
+				}
 			}
 		}
 	})
-	sort.Slice(items, func(i, j int) bool { return cardKey(items[i]) < cardKey(items[j]) })
 	writeJSON(w, http.StatusOK, page(items, cardKey, q))
 }
 
-// inList reports whether a card of the site belongs in a list filtered by q;
-// configuration cards are listed apart from user cards.
-func inList(c state.Card, siteID string, config bool, q listQuery) bool {
-	return c.SiteID == siteID && (c.Kind == state.KindConfig) == config && (q.Status == "" || c.Status == q.Status) &&
-		matches(q.Q, c.FirstName, c.LastName, c.Email, c.Phone, c.ReaderConfig, c.PrivateID, c.Status, c.ID)
+// cardMatches reports whether a card's text columns match the list's ?q=.
+func cardMatches(c state.Card, q listQuery) bool {
+	return matches(q.Q, c.FirstName, c.LastName, c.Email, c.Phone, c.ReaderConfig, c.PrivateID, c.Status, c.ID)
 }
 
 // findCard returns a card of the principal's account and a site it may see, or answers 404.
@@ -164,7 +164,7 @@ func (a *API) findCardOf(w http.ResponseWriter, p *Principal, id string, config 
 	var c state.Card
 	ok := a.readFresh(func(s *state.State) bool {
 		var found bool
-		c, found = s.Cards[id]
+		c, found = s.Cards.Get(id)
 		return found && c.AccountID == p.Account.ID && p.CanSite(c.SiteID) && (c.Kind == state.KindConfig) == config
 	})
 	if !ok {
@@ -247,7 +247,7 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, p *Principal, config 
 		return
 	}
 	var site state.Site
-	a.svc.Read(func(s *state.State) { site = s.Sites[c.SiteID] })
+	a.svc.Read(func(s *state.State) { site = s.Sites.At(c.SiteID) })
 	token := newToken()
 	expires := a.now().UTC().Add(site.ActivationTTL)
 	kind := state.TemplateCardActivation
@@ -306,7 +306,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 	v := activationView{CardID: c.ID, SiteID: c.SiteID, Kind: c.Kind, ReaderConfig: c.ReaderConfig, PrivateID: c.PrivateID,
 		FirstName: c.FirstName, LastName: c.LastName, Status: c.Status}
 	a.svc.Read(func(s *state.State) {
-		v.Site, v.Cluster, v.VerdictKey = s.Sites[c.SiteID].Name, s.ClusterID(), verdictPublic(s)
+		v.Site, v.Cluster, v.VerdictKey = s.Sites.At(c.SiteID).Name, s.ClusterID(), verdictPublic(s)
 	})
 	writeJSON(w, http.StatusOK, v)
 }

@@ -50,7 +50,7 @@ func (a *API) listConfigurators(w http.ResponseWriter, r *http.Request, p *Princ
 func (a *API) siteConfigurators(siteID string, q listQuery) []configuratorView {
 	var items []configuratorView
 	a.svc.Read(func(s *state.State) {
-		for _, cf := range s.Configurators {
+		for _, cf := range s.Configurators.All() {
 			if cf.SiteID == siteID && matches(q.Q, cf.FirstName, cf.LastName, cf.Email, cf.Phone) {
 				items = append(items, viewConfigurator(cf))
 			}
@@ -65,13 +65,12 @@ func (a *API) siteConfigurators(siteID string, q listQuery) []configuratorView {
 func (a *API) siteConfigCards(siteID, holder string, q listQuery) []cardView {
 	var items []cardView
 	a.svc.Read(func(s *state.State) {
-		for _, c := range s.Cards {
-			if (holder == "" || c.CardholderID == holder) && inList(c, siteID, true, q) {
+		for c := range s.SiteCards(siteID, true, q.Status, "") {
+			if (holder == "" || c.CardholderID == holder) && cardMatches(c, q) {
 				items = append(items, viewCard(c))
 			}
 		}
 	})
-	sort.Slice(items, func(i, j int) bool { return cardKey(items[i]) < cardKey(items[j]) })
 	return items
 }
 
@@ -103,7 +102,7 @@ func (a *API) findConfigurator(w http.ResponseWriter, p *Principal, id string) (
 	var cf state.Configurator
 	ok := a.readFresh(func(s *state.State) bool {
 		var found bool
-		cf, found = s.Configurators[id]
+		cf, found = s.Configurators.Get(id)
 		return found && cf.AccountID == p.Account.ID && p.CanSite(cf.SiteID)
 	})
 	if !ok {

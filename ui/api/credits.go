@@ -34,7 +34,7 @@ func (a *API) getCredits(w http.ResponseWriter, r *http.Request, p *Principal) {
 		return
 	}
 	var l state.Ledger
-	a.svc.Read(func(s *state.State) { l = s.Accounts[p.Account.ID].Credits })
+	a.svc.Read(func(s *state.State) { l = s.Accounts.At(p.Account.ID).Credits })
 	writeJSON(w, http.StatusOK, viewCredits(l))
 }
 
@@ -53,7 +53,7 @@ func (a *API) loadVoucher(w http.ResponseWriter, r *http.Request, p *Principal) 
 		return
 	}
 	var l state.Ledger
-	a.svc.Read(func(s *state.State) { l = s.Accounts[p.Account.ID].Credits })
+	a.svc.Read(func(s *state.State) { l = s.Accounts.At(p.Account.ID).Credits })
 	writeJSON(w, http.StatusOK, viewCredits(l))
 }
 
@@ -100,7 +100,7 @@ func (a *API) listOutbox(w http.ResponseWriter, r *http.Request, p *Principal) {
 	}
 	var items []outboxView
 	a.svc.Read(func(s *state.State) {
-		for _, m := range s.Outbox {
+		for _, m := range s.Outbox.All() {
 			if m.AccountID != p.Account.ID || (q.Status != "" && m.Status != q.Status) || !matches(q.Q, m.To, m.Subject, m.Status) {
 				continue
 			}
@@ -121,7 +121,7 @@ type issuerView struct {
 func (a *API) listIssuers(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []issuerView
 	a.svc.Read(func(s *state.State) {
-		for _, is := range s.Issuers {
+		for _, is := range s.Issuers.All() {
 			items = append(items, issuerView{KeyID: is.KeyID, Name: is.Name, AddedAt: is.AddedAt})
 		}
 	})

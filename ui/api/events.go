@@ -52,7 +52,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, p *Principal) {
 	items := []reader.Event{}
 	a.svc.Read(func(s *state.State) {
 		for _, e := range events {
-			if rd, ok := s.Readers[e.ReaderID]; ok && rd.AccountID == p.Account.ID && p.CanSite(rd.SiteID) {
+			if rd, ok := s.Readers.Get(e.ReaderID); ok && rd.AccountID == p.Account.ID && p.CanSite(rd.SiteID) {
 				items = append(items, e)
 			}
 		}

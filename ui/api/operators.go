@@ -18,7 +18,7 @@ func viewOperator(s *state.State, o state.Operator) operatorView {
 		ids = []string{}
 	}
 	return operatorView{ID: o.ID, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email, Phone: o.Phone,
-		ProfileID: o.ProfileID, Profile: s.Profiles[o.ProfileID].Name, SiteIDs: ids, Status: o.Status}
+		ProfileID: o.ProfileID, Profile: s.Profiles.At(o.ProfileID).Name, SiteIDs: ids, Status: o.Status}
 }
 
 func operatorKey(v operatorView) string {
@@ -39,7 +39,7 @@ func (a *API) listOperators(w http.ResponseWriter, r *http.Request, p *Principal
 func (a *API) accountOperators(p *Principal, q listQuery) []operatorView {
 	var items []operatorView
 	a.svc.Read(func(s *state.State) {
-		for _, o := range s.Operators {
+		for _, o := range s.Operators.All() {
 			if o.AccountID != p.Account.ID || (q.Status != "" && o.Status != q.Status) {
 				continue
 			}
@@ -92,7 +92,7 @@ func (a *API) createOperator(w http.ResponseWriter, r *http.Request, p *Principa
 func (a *API) operatorWrite(make func(id string, p *Principal, r *http.Request) (command.Body, bool), status int) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *Principal) {
 		id := r.PathValue("id")
-		found := a.readFresh(func(s *state.State) bool { o, ok := s.Operators[id]; return ok && o.AccountID == p.Account.ID })
+		found := a.readFresh(func(s *state.State) bool { o, ok := s.Operators.Get(id); return ok && o.AccountID == p.Account.ID })
 		if !found {
 			writeError(w, http.StatusNotFound, "operator_not_found", "", "there is no operator "+id+" in your account")
 			return
@@ -148,7 +148,7 @@ func viewProfile(p state.Profile) profileView {
 func (a *API) listProfiles(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []profileView
 	a.svc.Read(func(s *state.State) {
-		for _, x := range s.Profiles {
+		for _, x := range s.Profiles.All() {
 			if x.AccountID == p.Account.ID {
 				items = append(items, viewProfile(x))
 			}
@@ -198,7 +198,7 @@ type tokenView struct {
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []tokenView
 	a.svc.Read(func(s *state.State) {
-		for _, t := range s.Tokens {
+		for _, t := range s.Tokens.All() {
 			if t.AccountID == p.Account.ID {
 				items = append(items, tokenView{ID: t.ID, Name: t.Name, OperatorID: t.OperatorID, CreatedAt: t.CreatedAt})
 			}

@@ -67,7 +67,7 @@ func (a *API) listReaderConfigs(w http.ResponseWriter, r *http.Request, p *Princ
 func (a *API) siteReaderConfigs(siteID string, q listQuery) []readerConfigView {
 	var items []readerConfigView
 	a.svc.Read(func(s *state.State) {
-		for _, rc := range s.ReaderConfigs {
+		for _, rc := range s.ReaderConfigs.All() {
 			if rc.SiteID == siteID && matches(q.Q, rc.Name, rc.Settings.Description) {
 				items = append(items, viewReaderConfig(rc))
 			}
@@ -81,7 +81,7 @@ func (a *API) findReaderConfig(w http.ResponseWriter, p *Principal, id string) (
 	var rc state.ReaderConfig
 	ok := a.readFresh(func(s *state.State) bool {
 		var found bool
-		rc, found = s.ReaderConfigs[id]
+		rc, found = s.ReaderConfigs.Get(id)
 		return found && rc.AccountID == p.Account.ID && p.CanSite(rc.SiteID)
 	})
 	if !ok {

@@ -23,7 +23,7 @@ func (a *API) listReaders(w http.ResponseWriter, r *http.Request, p *Principal) 
 	site := r.URL.Query().Get("site_id")
 	var items []state.Reader
 	a.svc.Read(func(s *state.State) {
-		for _, rd := range s.Readers {
+		for _, rd := range s.Readers.All() {
 			if rd.AccountID == p.Account.ID && p.CanSite(rd.SiteID) && (site == "" || rd.SiteID == site) {
 				items = append(items, rd)
 			}
@@ -103,7 +103,7 @@ func (a *API) deleteReader(w http.ResponseWriter, r *http.Request, p *Principal)
 func (a *API) listSchedules(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []state.Schedule
 	a.svc.Read(func(s *state.State) {
-		for _, sc := range s.Schedules {
+		for _, sc := range s.Schedules.All() {
 			if sc.AccountID == p.Account.ID && p.CanSite(sc.SiteID) {
 				items = append(items, sc)
 			}
@@ -141,7 +141,7 @@ func (a *API) createSchedule(w http.ResponseWriter, r *http.Request, p *Principa
 func (a *API) listAccessLevels(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []state.AccessLevel
 	a.svc.Read(func(s *state.State) {
-		for _, al := range s.AccessLevels {
+		for _, al := range s.AccessLevels.All() {
 			if al.AccountID == p.Account.ID && p.CanSite(al.SiteID) {
 				items = append(items, al)
 			}
@@ -248,7 +248,7 @@ func (a *API) findReader(w http.ResponseWriter, p *Principal, id string) (state.
 	var rd state.Reader
 	ok := a.readFresh(func(s *state.State) bool {
 		var found bool
-		rd, found = s.Readers[id]
+		rd, found = s.Readers.Get(id)
 		return found && rd.AccountID == p.Account.ID && p.CanSite(rd.SiteID)
 	})
 	if !ok {

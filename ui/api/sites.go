@@ -74,7 +74,7 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request, p *Principal) {
 func (a *API) findSite(w http.ResponseWriter, p *Principal, id string) (siteView, bool) {
 	var v siteView
 	found := a.readFresh(func(s *state.State) bool {
-		x, ok := s.Sites[id]
+		x, ok := s.Sites.Get(id)
 		if ok && x.AccountID == p.Account.ID && p.CanSite(id) {
 			v = viewSite(s, x)
 			return true

@@ -37,7 +37,7 @@ func (a *API) walletCheckin(w http.ResponseWriter, r *http.Request) {
 	var unknown bool
 	a.svc.Read(func(s *state.State) {
 		for _, id := range req.CardIDs {
-			if _, ok := s.Cards[id]; !ok {
+			if _, ok := s.Cards.Get(id); !ok {
 				unknown = true
 			}
 		}
@@ -56,7 +56,7 @@ func (a *API) walletCheckin(w http.ResponseWriter, r *http.Request) {
 	a.svc.Read(func(s *state.State) {
 		cluster, vkey = s.ClusterID(), verdictPublic(s)
 		for _, id := range req.CardIDs {
-			c, ok := s.Cards[id]
+			c, ok := s.Cards.Get(id)
 			switch {
 			case !ok:
 				out = append(out, checkinCard{CardID: id, Status: "deleted", Delete: true})

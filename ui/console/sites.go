@@ -128,7 +128,7 @@ func (c *Console) deleteSite(w http.ResponseWriter, r *http.Request, p *api.Prin
 	id := r.PathValue("id")
 	found := false
 	c.svc.Read(func(s *state.State) {
-		x, ok := s.Sites[id]
+		x, ok := s.Sites.Get(id)
 		found = ok && x.AccountID == p.Account.ID && p.CanSite(id)
 	})
 	if !found {

@@ -1,0 +1,35 @@
+package state
+
+import (
+	"iter"
+	"strings"
+)
+
+// SiteCards yields a site's cards in list order (last name, first name, id:
+// CardCursor) from an index, so a page costs what it shows, not a scan of
+// every card. config picks the configuration cards instead of the user
+// cards; status, when set, only cards in that status; after, when set, starts
+// after the card with that cursor.
+func (s *State) SiteCards(siteID string, config bool, status, after string) iter.Seq[Card] {
+	return func(yield func(Card) bool) {
+		list := "u"
+		if config {
+			list = "c"
+		}
+		idx, prefix := s.cardList, siteID+"\x00"+list+"\x00"
+		if status != "" {
+			idx, prefix = s.cardStatusList, prefix+status+"\x00"
+		}
+		for k, id := range idx.From(prefix + after) {
+			if !strings.HasPrefix(k, prefix) {
+				return
+			}
+			if after != "" && k == prefix+after {
+				continue
+			}
+			if c, ok := s.Cards.Get(id); ok && !yield(c) {
+				return
+			}
+		}
+	}
+}

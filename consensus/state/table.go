@@ -1,0 +1,493 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"iter"
+	"slices"
+	"strings"
+
+	"github.com/benbjohnson/immutable"
+)
+
+// Table is a persistent map from string keys to records, sorted by key: a
+// Put or Delete makes a new version and leaves every earlier one as it was
+// (a B+tree, copied along one path). A State is a struct of Tables, so a
+// copy of the struct is an immutable version of the whole registry, taken
+// in O(1): readers, snapshots and big checks use one while applies go on,
+// and a command applies into a copy that replaces the state only when the
+// command succeeds.
+//
+// The zero Table is empty. Records are stored once, by pointer, and handed
+// out as copies, so a version cannot be changed through what it returns.
+type Table[V any] struct {
+	m *immutable.SortedMap[string, *V]
+}
+
+type keyOrder struct{}
+
+func (keyOrder) Compare(a, b string) int { return strings.Compare(a, b) }
+
+// Get returns the record under k.
+func (t Table[V]) Get(k string) (V, bool) {
+	if t.m != nil {
+		if p, ok := t.m.Get(k); ok {
+			return *p, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// At returns the record under k, or the zero record.
+func (t Table[V]) At(k string) V {
+	v, _ := t.Get(k)
+	return v
+}
+
+// Has reports whether k is in the table.
+func (t Table[V]) Has(k string) bool {
+	if t.m == nil {
+		return false
+	}
+	_, ok := t.m.Get(k)
+	return ok
+}
+
+// Put sets k to v in a new version of the table.
+func (t *Table[V]) Put(k string, v V) {
+	if t.m == nil {
+		t.m = immutable.NewSortedMap[string, *V](keyOrder{})
+	}
+	t.m = t.m.Set(k, &v)
+}
+
+// Delete removes k in a new version of the table.
+func (t *Table[V]) Delete(k string) {
+	if t.m != nil {
+		t.m = t.m.Delete(k)
+	}
+}
+
+// Len is the number of records.
+func (t Table[V]) Len() int {
+	if t.m == nil {
+		return 0
+	}
+	return t.m.Len()
+}
+
+// All yields every record in key order.
+func (t Table[V]) All() iter.Seq2[string, V] {
+	return t.From("")
+}
+
+// From yields the records whose key is k or after it, in key order.
+func (t Table[V]) From(k string) iter.Seq2[string, V] {
+	return func(yield func(string, V) bool) {
+		if t.m == nil {
+			return
+		}
+		it := t.m.Iterator()
+		if k != "" {
+			it.Seek(k)
+		}
+		for !it.Done() {
+			key, p, _ := it.Next()
+			if !yield(key, *p) {
+				return
+			}
+		}
+	}
+}
+
+// Prefix yields the records whose key starts with p, in key order.
+func (t Table[V]) Prefix(p string) iter.Seq2[string, V] {
+	return func(yield func(string, V) bool) {
+		for k, v := range t.From(p) {
+			if !strings.HasPrefix(k, p) || !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// ptrs yields the stored records themselves, for the snapshot encoder,
+// which only reads them.
+func (t Table[V]) ptrs(yield func(string, *V) bool) {
+	if t.m == nil {
+		return
+	}
+	for it := t.m.Iterator(); !it.Done(); {
+		k, p, _ := it.Next()
+		if !yield(k, p) {
+			return
+		}
+	}
+}
+
+// TableOf builds a table from a map (tests and tools).
+func TableOf[V any](m map[string]V) Table[V] {
+	b := newTableBuilder[V]()
+	for k, v := range m {
+		b.Put(k, v)
+	}
+	return b.Table()
+}
+
+// tableBuilder fills a new table in place (a restore), much faster than
+// persistent Puts; Table ends it.
+type tableBuilder[V any] struct {
+	b *immutable.SortedMapBuilder[string, *V]
+}
+
+func newTableBuilder[V any]() tableBuilder[V] {
+	return tableBuilder[V]{immutable.NewSortedMapBuilder[string, *V](keyOrder{})}
+}
+
+func (b tableBuilder[V]) Put(k string, v V) { b.b.Set(k, &v) }
+
+func (b tableBuilder[V]) Get(k string) (V, bool) {
+	if p, ok := b.b.Get(k); ok {
+		return *p, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (b tableBuilder[V]) Table() Table[V] { return Table[V]{m: b.b.Map()} }
+
+// MarshalJSON writes the table as a JSON object with sorted keys: the bytes
+// encoding/json writes for a map.
+func (t Table[V]) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	first := true
+	var err error
+	t.ptrs(func(k string, p *V) bool {
+		if !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		kb, _ := json.Marshal(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		var vb []byte
+		if vb, err = json.Marshal(p); err != nil {
+			return false
+		}
+		buf.Write(vb)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// UnmarshalJSON reads a JSON object (or null, an empty table).
+func (t *Table[V]) UnmarshalJSON(b []byte) error {
+	var m map[string]V
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*t = TableOf(m)
+	return nil
+}
+
+// List is a persistent list: Append and DropFront make new versions and
+// leave earlier ones as they were.
+type List[V any] struct {
+	l *immutable.List[V]
+}
+
+// Len is the number of items.
+func (l List[V]) Len() int {
+	if l.l == nil {
+		return 0
+	}
+	return l.l.Len()
+}
+
+// Index returns item i (0 ≤ i < Len).
+func (l List[V]) Index(i int) V { return l.l.Get(i) }
+
+// Append adds v at the end, in a new version.
+func (l *List[V]) Append(v V) {
+	if l.l == nil {
+		l.l = immutable.NewList[V]()
+	}
+	l.l = l.l.Append(v)
+}
+
+// DropFront removes the first n items, in a new version.
+func (l *List[V]) DropFront(n int) {
+	if n <= 0 || l.l == nil {
+		return
+	}
+	if n >= l.l.Len() {
+		l.l = nil
+		return
+	}
+	l.l = l.l.Slice(n, l.l.Len())
+}
+
+// All yields every item in order.
+func (l List[V]) All() iter.Seq2[int, V] {
+	return l.From(0)
+}
+
+// From yields the items from position i on, in order.
+func (l List[V]) From(i int) iter.Seq2[int, V] {
+	return func(yield func(int, V) bool) {
+		if l.l == nil || i >= l.l.Len() {
+			return
+		}
+		it := l.l.Iterator()
+		it.Seek(max(i, 0))
+		for !it.Done() {
+			j, v := it.Next()
+			if !yield(j, v) {
+				return
+			}
+		}
+	}
+}
+
+// Backward yields the items from the last to the first.
+func (l List[V]) Backward() iter.Seq2[int, V] {
+	return func(yield func(int, V) bool) {
+		if l.l == nil || l.l.Len() == 0 {
+			return
+		}
+		it := l.l.Iterator()
+		it.Last()
+		for !it.Done() {
+			j, v := it.Prev()
+			if !yield(j, v) {
+				return
+			}
+		}
+	}
+}
+
+// ListOf builds a list from a slice (tests and tools).
+func ListOf[V any](items ...V) List[V] {
+	if len(items) == 0 {
+		return List[V]{}
+	}
+	b := immutable.NewListBuilder[V]()
+	for _, v := range items {
+		b.Append(v)
+	}
+	return List[V]{b.List()}
+}
+
+// Slice copies the items into a slice.
+func (l List[V]) Slice() []V {
+	out := make([]V, 0, l.Len())
+	for _, v := range l.All() {
+		out = append(out, v)
+	}
+	return out
+}
+
+// MarshalJSON writes the list as a JSON array.
+func (l List[V]) MarshalJSON() ([]byte, error) {
+	return json.Marshal(l.Slice())
+}
+
+// UnmarshalJSON reads a JSON array (or null, an empty list).
+func (l *List[V]) UnmarshalJSON(b []byte) error {
+	var s []V
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	*l = ListOf(s...)
+	return nil
+}
+
+// index is a Table for the derived indexes, whose values are small (an id,
+// a count): stored in the tree itself, not boxed, so an index entry is not
+// one more object for the allocator and the collector.
+type index[V any] struct {
+	m *immutable.SortedMap[string, V]
+}
+
+func (t index[V]) Get(k string) (V, bool) {
+	if t.m == nil {
+		var zero V
+		return zero, false
+	}
+	return t.m.Get(k)
+}
+
+func (t index[V]) At(k string) V {
+	v, _ := t.Get(k)
+	return v
+}
+
+func (t index[V]) Has(k string) bool {
+	_, ok := t.Get(k)
+	return ok
+}
+
+func (t *index[V]) Put(k string, v V) {
+	if t.m == nil {
+		t.m = immutable.NewSortedMap[string, V](keyOrder{})
+	}
+	t.m = t.m.Set(k, v)
+}
+
+func (t *index[V]) Delete(k string) {
+	if t.m != nil {
+		t.m = t.m.Delete(k)
+	}
+}
+
+func (t index[V]) Len() int {
+	if t.m == nil {
+		return 0
+	}
+	return t.m.Len()
+}
+
+// From yields the entries whose key is k or after it, in key order.
+func (t index[V]) From(k string) iter.Seq2[string, V] {
+	return func(yield func(string, V) bool) {
+		if t.m == nil {
+			return
+		}
+		it := t.m.Iterator()
+		it.Seek(k)
+		for !it.Done() {
+			key, v, _ := it.Next()
+			if !yield(key, v) {
+				return
+			}
+		}
+	}
+}
+
+// Prefix yields the entries whose key starts with p, in key order.
+func (t index[V]) Prefix(p string) iter.Seq2[string, V] {
+	return func(yield func(string, V) bool) {
+		for k, v := range t.From(p) {
+			if !strings.HasPrefix(k, p) || !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// entry is one entry of an index being built.
+type entry[V any] struct {
+	k string
+	v V
+}
+
+// buildIndex makes an index of entries in any order (a restore): sorted
+// first, since a B+tree filled in key order touches one path at a time,
+// about ten times faster at 1 M entries than in random order.
+func buildIndex[V any](es []entry[V]) index[V] {
+	slices.SortFunc(es, func(a, b entry[V]) int { return strings.Compare(a.k, b.k) })
+	b := immutable.NewSortedMapBuilder[string, V](keyOrder{})
+	for _, e := range es {
+		b.Set(e.k, e.v)
+	}
+	return index[V]{b.Map()}
+}
+
+// asMap copies the index into a map (tests compare indexes built two ways).
+func (t index[V]) asMap() map[string]V {
+	m := map[string]V{}
+	for k, v := range t.From("") {
+		m[k] = v
+	}
+	return m
+}
+
+// counts is a persistent hash map of counts (the uniqueness indexes): no
+// order, so a restore builds it without sorting, and a lookup hashes once
+// instead of comparing keys down a tree. It has no iteration on purpose: an
+// order that depends on the process's hash seed must never reach the state.
+type counts struct {
+	m *immutable.Map[string, int]
+}
+
+type seededHash struct{ seed maphash.Seed }
+
+func (h seededHash) Hash(k string) uint32 { return uint32(maphash.String(h.seed, k)) }
+
+func (h seededHash) Equal(a, b string) bool { return a == b }
+
+// hashSeed is random per process, so keys chosen to collide (private ids,
+// emails) cannot be found in advance.
+var hashSeed = seededHash{maphash.MakeSeed()}
+
+func (t counts) At(k string) int {
+	if t.m == nil {
+		return 0
+	}
+	n, _ := t.m.Get(k)
+	return n
+}
+
+// Add adds d to the count of k; a count that reaches 0 is removed.
+func (t *counts) Add(k string, d int) {
+	if t.m == nil {
+		t.m = immutable.NewMap[string, int](hashSeed)
+	}
+	if n := t.At(k) + d; n > 0 {
+		t.m = t.m.Set(k, n)
+	} else {
+		t.m = t.m.Delete(k)
+	}
+}
+
+func (t counts) Len() int {
+	if t.m == nil {
+		return 0
+	}
+	return t.m.Len()
+}
+
+// countsOf builds counts from a map (a restore).
+func countsOf(m map[string]int) counts {
+	b := immutable.NewMapBuilder[string, int](hashSeed)
+	for k, n := range m {
+		b.Set(k, n)
+	}
+	return counts{b.Map()}
+}
+
+// countsBuilder fills new counts in place (a restore).
+type countsBuilder struct {
+	b *immutable.MapBuilder[string, int]
+}
+
+func newCountsBuilder() countsBuilder {
+	return countsBuilder{immutable.NewMapBuilder[string, int](hashSeed)}
+}
+
+func (b countsBuilder) add(k string) {
+	n, _ := b.b.Get(k)
+	b.b.Set(k, n+1)
+}
+
+func (b countsBuilder) counts() counts { return counts{b.b.Map()} }
+
+// asMap copies the counts into a map (tests).
+func (t counts) asMap() map[string]int {
+	m := map[string]int{}
+	if t.m != nil {
+		for it := t.m.Iterator(); !it.Done(); {
+			k, n, _ := it.Next()
+			m[k] = n
+		}
+	}
+	return m
+}
