@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,8 @@ type fsm struct {
 	applied atomic.Uint64               // index of the last log the state reflects
 	mark    *appliedMark                // nil in tests that need no durability
 	halt    atomic.Pointer[Halt]
-	closed  bool // amu: after Close nothing is applied (the mark is closed)
+	closed  bool    // amu: after Close nothing is applied (the mark is closed)
+	answers answers // amu: the values of recent answers to plain request ids
 
 	wmu    sync.Mutex
 	notify chan struct{} // closed and replaced whenever applied moves
@@ -137,6 +139,9 @@ apply:
 		}
 		// AppendedAt is the leader's stamp, stored with the entry: the same on every node.
 		res, ch := st.ApplyAt(l.Index, l.AppendedAt, c)
+		if c.RequestID != "" && !c.Idempotent {
+			res = f.answers.keep(c.RequestID, res)
+		}
 		out[first+i] = res
 		all = append(all, ch...)
 		last = l.Index
@@ -266,4 +271,56 @@ func relaxGC() (undo func()) {
 			debug.SetGCPercent(gcRelax.prev)
 		}
 	}
+}
+
+// answers keeps, in memory on each node, the values of the answers to the
+// latest plain request ids, which the replicated dedup table keeps only as
+// a digest: a retry of a write in flight (the same request id, within
+// seconds) gets its first answer back from the node that applies it. A node
+// that restarted or restored a snapshot since has lost them; the retry then
+// answers that the write applied (Result.Replayed), without its value.
+type answers struct {
+	vals  map[string]json.RawMessage
+	order []string
+	bytes int
+}
+
+// Bounds of the answers kept: those of the dedup table's retry ids, and no
+// more than answersMaxBytes of values.
+const answersMaxBytes = 32 << 20
+
+// keep records a first answer, or fills a replayed one from what it kept.
+func (a *answers) keep(id string, res state.Result) state.Result {
+	if res.Replayed != 0 {
+		if v, ok := a.vals[id]; ok && res.Value == nil && state.SumOf(v) == res.Sum {
+			res.Value = v
+		}
+		return res
+	}
+	if res.Value == nil {
+		return res
+	}
+	if a.vals == nil {
+		a.vals = map[string]json.RawMessage{}
+	}
+	if old, ok := a.vals[id]; ok {
+		a.bytes -= len(old) // the id came back after its dedup entry expired
+	} else {
+		a.order = append(a.order, id)
+	}
+	a.vals[id] = res.Value
+	a.bytes += len(res.Value)
+	drop := 0
+	for len(a.order)-drop > state.DedupRetryMax || a.bytes > answersMaxBytes {
+		a.bytes -= len(a.vals[a.order[drop]])
+		delete(a.vals, a.order[drop])
+		drop++
+	}
+	if drop > 0 {
+		a.order = a.order[drop:]
+		if cap(a.order) > 2*len(a.order)+64 {
+			a.order = append(make([]string, 0, 2*len(a.order)+64), a.order...)
+		}
+	}
+	return res
 }

@@ -53,6 +53,7 @@ type Node struct {
 	readersChanged chan struct{}
 	ctrl           *reader.Controller
 	events         *reader.EventLog
+	archive        *archive // history lines that left the replicated state
 	doors          *reader.RelayDoors
 	started        time.Time
 	lastQuorum     atomic.Int64 // unix nanos of the last moment the node had a quorum
@@ -117,6 +118,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	n.metrics = newMetrics(n)
+	// Before Raft: the log replayed at open may trim history lines.
+	if n.archive, err = openArchive(cfg.DataDir); err != nil {
+		n.httpLn.Close()
+		return nil, err
+	}
 	n.raft, err = consensus.Open(consensus.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.Raft, Advertise: cfg.AdvertiseRaft,
 		LogLevel: cfg.LogLevel, LogOutput: cfg.LogOutput, Observe: n.observe,
@@ -124,6 +130,7 @@ func Start(cfg Config) (*Node, error) {
 	})
 	if err != nil {
 		n.httpLn.Close()
+		n.archive.close()
 		return nil, err
 	}
 	n.members, err = replication.StartMembership(replication.MembershipConfig{
@@ -297,7 +304,11 @@ func (n *Node) membersChange() {
 
 // observe receives the state's change events after each applied batch.
 func (n *Node) observe(changes []state.Change) {
+	var trimmed []state.HistoryEntry
 	for _, c := range changes {
+		if c.Op == "archive" && c.Entry != nil {
+			trimmed = append(trimmed, *c.Entry)
+		}
 		if c.Table == "removed_nodes" && c.ID == n.cfg.NodeID {
 			go n.removedSelf()
 		}
@@ -314,6 +325,34 @@ func (n *Node) observe(changes []state.Change) {
 			}
 		}
 	}
+	// Before the next batch applies (observe runs under the FSM's apply
+	// lock), and so before any snapshot that no longer holds these lines.
+	if len(trimmed) > 0 {
+		if err := n.archive.put(trimmed); err != nil {
+			n.log.Error("history lines leaving the replicated state could not be archived on this node; the other nodes' archives keep them",
+				"lines", len(trimmed), "first_index", trimmed[0].Index, "account", trimmed[0].AccountID, "err", err)
+		}
+	}
+}
+
+// History yields an account's history in commit order: the lines this
+// node archived, then those the state keeps.
+func (n *Node) History(account string, fn func(state.HistoryEntry) bool) error {
+	st := n.raft.Registry()
+	more := true
+	err := n.archive.lines(account, st.History.Oldest(account), func(e state.HistoryEntry) bool {
+		more = fn(e)
+		return more
+	})
+	if err != nil || !more {
+		return err
+	}
+	for e := range st.History.Account(account) {
+		if !fn(e) {
+			break
+		}
+	}
+	return nil
 }
 
 // removedSelf leaves gossip when an administrator removed this data dir.
@@ -426,6 +465,9 @@ func (n *Node) Stop() error {
 		n.wg.Wait()
 		if n.events != nil {
 			n.events.Close()
+		}
+		if n.archive != nil {
+			n.archive.close()
 		}
 	})
 	return err

@@ -271,6 +271,10 @@ func (s service) HasQuorum() bool { ok, _ := s.n.quorum(); return ok }
 
 func (s service) QueueOffline(c command.Command) error { return s.n.ctrl.WithholdOffline(c) }
 
+func (s service) History(account string, fn func(state.HistoryEntry) bool) error {
+	return s.n.History(account, fn)
+}
+
 func (s service) Snapshot(ctx context.Context) (uint64, error) {
 	if err := s.n.raft.Snapshot(); err != nil {
 		return 0, err

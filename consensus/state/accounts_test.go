@@ -161,7 +161,7 @@ func TestHistoryRecordsWrites(t *testing.T) {
 	r.customer("c9", 5)
 	r.refuse(&command.TransferCredits{ID: "tx", From: "acc", To: "c9", Credits: 1000}, "insufficient_credit")
 	var actions []string
-	for _, h := range r.s.History.All() {
+	for h := range r.s.History.All() {
 		if h.AccountID == "acc" {
 			actions = append(actions, h.Area+": "+h.Action)
 		}

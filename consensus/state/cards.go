@@ -101,12 +101,26 @@ func (s *State) card(id, accountID string) (Card, *Rejection) {
 }
 
 func (s *State) putCard(c Card, ch *changes) {
-	if old, ok := s.Cards.Get(c.ID); ok {
+	old, ok := s.Cards.Get(c.ID)
+	reindex := !ok || indexedAs(old) != indexedAs(c)
+	if ok && reindex {
 		s.unindexCard(old)
 	}
 	s.Cards.Put(c.ID, c)
-	s.indexCard(c)
+	if reindex {
+		s.indexCard(c)
+	}
 	ch.put("cards", c.ID)
+}
+
+// cardIndexed is what the card indexes read of a card: a change elsewhere
+// (a phone number, a use) leaves them as they are.
+type cardIndexed struct {
+	id, site, kind, status, last, first, config, pid, holder, link, oldLink string
+}
+
+func indexedAs(c Card) cardIndexed {
+	return cardIndexed{c.ID, c.SiteID, c.Kind, c.Status, c.LastName, c.FirstName, c.ReaderConfig, c.PrivateID, c.CardholderID, c.LinkHash, c.OldLink}
 }
 
 func (s *State) dropCard(c Card, ch *changes) {

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -29,6 +30,54 @@ func TestDedupBoundedByCount(t *testing.T) {
 	}
 	if n := h.s.DedupRetry.Len(); n > DedupRetryMax || h.s.Dedup.Len() > DedupRetryMax {
 		t.Fatalf("the retry queue keeps %d ids and the table %d answers, over the bound %d", n, h.s.Dedup.Len(), DedupRetryMax)
+	}
+}
+
+// The answers kept whole for idempotency keys are bounded in bytes too, by
+// dropping the oldest keys; the count is derived again on restore.
+func TestDedupKeptAnswersBoundedInBytes(t *testing.T) {
+	r := newRegistry(t, 0)
+	r.newCard("c1", "101")
+	at := r.at.Add(1)
+	n := 0
+	first := ""
+	for r.s.dedupKeptBytes+1000 < DedupKeptMaxBytes || n < 100 {
+		r.idx++
+		n++
+		c := made(fmt.Sprintf("k%06d", n), "", at, &command.UpdateCard{ID: "c1", AccountID: "acc", Phone: new(fmt.Sprintf("+44 20 7946 %04d", n%10000))})
+		c.Idempotent = true
+		res, _ := r.s.ApplyAt(r.idx, at, c)
+		if res.Err != nil || len(res.Value) < 100 {
+			t.Fatalf("update %d: %+v", n, res)
+		}
+		if first == "" {
+			first = c.RequestID
+		}
+	}
+	for range 2000 {
+		r.idx++
+		n++
+		c := made(fmt.Sprintf("k%06d", n), "", at, &command.UpdateCard{ID: "c1", AccountID: "acc", Phone: new("+44 20 7946 0000")})
+		c.Idempotent = true
+		r.s.ApplyAt(r.idx, at, c)
+	}
+	// Expiry runs before the command applies: the newest answer may go over.
+	newest, _ := r.s.DedupResult(fmt.Sprintf("k%06d", n))
+	if r.s.dedupKeptBytes > DedupKeptMaxBytes+int64(len(newest.Value)) {
+		t.Fatalf("the kept answers hold %d bytes, over %d and the newest answer", r.s.dedupKeptBytes, DedupKeptMaxBytes)
+	}
+	if _, ok := r.s.DedupResult(first); ok {
+		t.Fatal("the oldest key is still kept past the byte bound")
+	}
+	if res, ok := r.s.DedupResult(fmt.Sprintf("k%06d", n)); !ok || len(res.Value) == 0 {
+		t.Fatal("the newest key lost its answer")
+	}
+	got, err := Decode(bytes.NewReader(encode(t, r.s)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.dedupKeptBytes != r.s.dedupKeptBytes {
+		t.Fatalf("restored: %d kept bytes, want %d", got.dedupKeptBytes, r.s.dedupKeptBytes)
 	}
 }
 

@@ -1,7 +1,11 @@
 package state
 
 import (
+	"encoding/json"
 	"fmt"
+	"iter"
+	"slices"
+	"strings"
 	"time"
 
 	"lintel/consensus/command"
@@ -19,14 +23,132 @@ type HistoryEntry struct {
 	Node      string    `json:"node"`
 }
 
+// Retention of the account history in the replicated state: the newest
+// HistoryKeep lines of each account. Once an account has HistoryTrim more,
+// its oldest HistoryTrim lines leave the state in one apply, as "archive"
+// changes that carry them (Change.Entry); each node keeps them in its local
+// archive (node/DESIGN.md), where the history list, search and export still
+// find them. So the state and its snapshots hold at most
+// HistoryKeep+HistoryTrim lines per account, whatever the number of writes.
+const (
+	HistoryKeep = 1000
+	HistoryTrim = 100
+)
+
 // record appends a history line for a command that changed something.
 // Logins, logouts and mail delivery are not account actions.
-func (s *State) record(index uint64, c command.Command, value any) {
+func (s *State) record(index uint64, c command.Command, value any, ch *changes) {
 	area, action, account := s.describe(c, value)
 	if area == "" {
 		return
 	}
-	s.History.Append(HistoryEntry{Index: index, AccountID: account, At: c.At.UTC(), Area: area, Action: action, By: c.Actor, Node: c.Node})
+	s.History.put(HistoryEntry{Index: index, AccountID: account, At: c.At.UTC(), Area: area, Action: action, By: c.Actor, Node: c.Node})
+	if s.History.count.At(account) <= HistoryKeep+HistoryTrim {
+		return
+	}
+	var old []HistoryEntry
+	for _, e := range s.History.t.Prefix(account + "\x00") {
+		old = append(old, e)
+		if len(old) == HistoryTrim {
+			break
+		}
+	}
+	for i := range old {
+		s.History.delete(&old[i])
+		ch.list = append(ch.list, Change{Index: index, Table: "history", ID: historyKey(old[i].AccountID, old[i].Index), Op: "archive", Entry: &old[i]})
+	}
+}
+
+// HistoryTable is the account history kept in the state: lines by account,
+// then by index (the order of commits), with a count per account.
+type HistoryTable struct {
+	t     Table[HistoryEntry]
+	count counts // derived
+}
+
+func historyKey(account string, index uint64) string {
+	return account + "\x00" + fmt.Sprintf("%020d", index)
+}
+
+func (h *HistoryTable) put(e HistoryEntry) {
+	h.t.Put(historyKey(e.AccountID, e.Index), e)
+	h.count.Add(e.AccountID, 1)
+}
+
+func (h *HistoryTable) delete(e *HistoryEntry) {
+	h.t.Delete(historyKey(e.AccountID, e.Index))
+	h.count.Add(e.AccountID, -1)
+}
+
+// Len is the number of lines kept.
+func (h HistoryTable) Len() int { return h.t.Len() }
+
+// All yields every line kept, by account, then in commit order.
+func (h HistoryTable) All() iter.Seq[HistoryEntry] {
+	return func(yield func(HistoryEntry) bool) {
+		for _, e := range h.t.All() {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// Account yields an account's lines kept in the state, in commit order.
+// Older lines are in each node's archive.
+func (h HistoryTable) Account(id string) iter.Seq[HistoryEntry] {
+	return func(yield func(HistoryEntry) bool) {
+		for _, e := range h.t.Prefix(id + "\x00") {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// Oldest is the index of an account's oldest line kept in the state (0 if
+// it has none): the archive holds the lines before it.
+func (h HistoryTable) Oldest(id string) uint64 {
+	for e := range h.Account(id) {
+		return e.Index
+	}
+	return 0
+}
+
+// historyOf builds the table from lines in any order (a restore).
+func historyOf(lines []HistoryEntry) HistoryTable {
+	es := make([]entry[HistoryEntry], len(lines))
+	n := map[string]int{}
+	for i, e := range lines {
+		es[i] = entry[HistoryEntry]{historyKey(e.AccountID, e.Index), e}
+		n[e.AccountID]++
+	}
+	slices.SortFunc(es, func(a, b entry[HistoryEntry]) int { return strings.Compare(a.k, b.k) })
+	b := newTableBuilder[HistoryEntry]()
+	for _, e := range es {
+		b.Put(e.k, e.v)
+	}
+	return HistoryTable{t: b.Table(), count: countsOf(n)}
+}
+
+// MarshalJSON writes the lines as a JSON array, in key order.
+func (h HistoryTable) MarshalJSON() ([]byte, error) {
+	lines := make([]HistoryEntry, 0, h.Len())
+	for e := range h.All() {
+		lines = append(lines, e)
+	}
+	return json.Marshal(lines)
+}
+
+// UnmarshalJSON reads a JSON array of lines, in any order (version 1
+// snapshots hold them in commit order).
+func (h *HistoryTable) UnmarshalJSON(b []byte) error {
+	var lines []HistoryEntry
+	if err := json.Unmarshal(b, &lines); err != nil {
+		return err
+	}
+	*h = historyOf(lines)
+	return nil
 }
 
 // accountOf is the account an operator acts for.

@@ -5,31 +5,34 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/benbjohnson/immutable"
 	"io"
 )
 
 // Snapshot versions. Every snapshot starts with the line
-// {"lintel_state":N}; Decode reads versions 1 and 2 and refuses others.
+// {"lintel_state":N}; Decode reads versions 1 to 3 and refuses others.
 //
 // Version 1: one JSON document, the whole State.
 //
-// Version 2 (written since): the tables that grow with the cards are
-// records (snapcodec.go); the rest stays JSON:
+// Version 2: the tables that grow with the cards are records
+// (snapcodec.go); the rest stays JSON:
 //
 //	{"lintel_state":2}\n
-//	str "state"  str JSON of the State without the four tables below
+//	str "state"  str JSON of the State with the four tables below empty
 //	section "cardholders" n, n records sorted by key
 //	section "cards"       n, n records sorted by key
 //	section "outbox"      n, n records sorted by key
-//	section "history"     n, n records in order
+//	section "history"     n, n records in commit order
 //	str "end", then nothing
+//
+// Version 3 (written since): version 2 with the history as the state keeps
+// it since its retention per account: by account, then in commit order.
 //
 // (section = str name, uvarint count). Keys are sorted and JSON maps too, so
 // the same log gives the same bytes on every node.
 const (
 	snapshotV1      = 1
-	snapshotVersion = 2
+	snapshotV2      = 2
+	snapshotVersion = 3
 )
 
 type snapshotHeader struct {
@@ -58,7 +61,7 @@ func (sn *Snapshot) Encode(w io.Writer) error {
 		return fmt.Errorf("snapshot: a table holds 2^31 records or more")
 	}
 	rest := *s
-	rest.Cardholders, rest.Cards, rest.Outbox, rest.History = Table[Cardholder]{}, Table[Card]{}, Table[Message]{}, List[HistoryEntry]{}
+	rest.Cardholders, rest.Cards, rest.Outbox, rest.History = Table[Cardholder]{}, Table[Card]{}, Table[Message]{}, HistoryTable{}
 	restJSON, err := json.Marshal(&rest)
 	if err != nil {
 		return err
@@ -82,7 +85,7 @@ func (sn *Snapshot) Encode(w io.Writer) error {
 		rw.message(k, m)
 	}
 	rw.section("history", s.History.Len())
-	for _, e := range s.History.All() {
+	for e := range s.History.All() {
 		rw.history(&e)
 	}
 	rw.label("end")
@@ -103,10 +106,10 @@ func Decode(r io.Reader) (*State, error) {
 	switch h.Version {
 	case snapshotV1:
 		return decodeV1(br)
-	case snapshotVersion:
+	case snapshotV2, snapshotVersion:
 		return decodeV2(br)
 	}
-	return nil, fmt.Errorf("snapshot version %d is not known to this build (it reads versions %d and %d)", h.Version, snapshotV1, snapshotVersion)
+	return nil, fmt.Errorf("snapshot version %d is not known to this build (it reads versions %d to %d)", h.Version, snapshotV1, snapshotVersion)
 }
 
 // decodeV1 reads the JSON body of a version 1 snapshot.
@@ -207,17 +210,16 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 	if n, err = rr.section("history"); err != nil {
 		return nil, err
 	}
-	history := immutable.NewListBuilder[HistoryEntry]()
+	lines := make([]HistoryEntry, 0, sizeHint(n))
 	err = readRecords(rr, "history", n, func(d *rec) string {
-		history.Append(d.history())
+		lines = append(lines, d.history())
 		return ""
 	})
 	if err != nil {
 		return nil, err
 	}
-	if n > 0 {
-		s.History = List[HistoryEntry]{history.List()}
-	}
+	// Version 2 wrote the lines in commit order, version 3 by account.
+	s.History = historyOf(lines)
 	if err := rr.label("end"); err != nil {
 		return nil, err
 	}

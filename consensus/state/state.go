@@ -38,9 +38,27 @@ func reject(k Kind, code, field, format string, args ...any) *Rejection {
 }
 
 // Result is what applying one command answers: a JSON value or a rejection.
+//
+// Replayed is set on the answer to a repeated plain request id: the command
+// was applied at that index and nothing is applied now. The replicated
+// state keeps only the rejection and a digest (Sum) of such an answer, not
+// its value (SumOf); the FSM fills Value back from the answers it keeps
+// in memory, and a caller that still finds it empty knows the write applied
+// but not what it answered.
 type Result struct {
-	Value json.RawMessage `json:"value,omitempty"`
-	Err   *Rejection      `json:"error,omitempty"`
+	Value    json.RawMessage `json:"value,omitempty"`
+	Err      *Rejection      `json:"error,omitempty"`
+	Replayed uint64          `json:"replayed,omitempty"`
+	Sum      string          `json:"sum,omitempty"`
+}
+
+// SumOf is the digest a dedup entry keeps of an answer's value ("" for none).
+func SumOf(v json.RawMessage) string {
+	if len(v) == 0 {
+		return ""
+	}
+	h := sha256.Sum256(v)
+	return hex.EncodeToString(h[:16])
 }
 
 // Change tells watchers that a record changed at a Raft index.
@@ -48,7 +66,9 @@ type Change struct {
 	Index uint64 `json:"index"`
 	Table string `json:"table"`
 	ID    string `json:"id"`
-	Op    string `json:"op"` // put or delete
+	Op    string `json:"op"` // put, delete, or archive (a history line leaving the state)
+	// Entry is the history line an archive change takes out of the state.
+	Entry *HistoryEntry `json:"-"`
 }
 
 // Retry windows of the dedup table: a plain request id guards against the
@@ -84,7 +104,7 @@ type State struct {
 	Schedules     Table[Schedule]      `json:"schedules"`
 	AccessLevels  Table[AccessLevel]   `json:"access_levels"`
 	Transfers     List[Transfer]       `json:"transfers"`
-	History       List[HistoryEntry]   `json:"history"`
+	History       HistoryTable         `json:"history"`
 	Vouchers      Table[LoadedVoucher] `json:"vouchers"`
 	// LostWithAccounts: credits of deleted accounts, lost with them.
 	LostWithAccounts int64             `json:"lost_with_accounts"`
@@ -106,9 +126,22 @@ type State struct {
 	cardStatusList    index[string] // site, list, status, name, id → card id
 	readerConfigNames index[string] // account + lower-case name → reader config id
 	tokenByHash       index[string] // API token hash → token id
+	dedupKeptBytes    int64         // the size of the answers the idempotency keys keep
 }
 
-// DedupEntry keeps the first answer to a request id.
+// answer is what a repeated request id gets: the stored answer, marked
+// replayed when its value was not kept.
+func (e DedupEntry) answer() Result {
+	r := e.Result
+	if r.Value == nil && r.Sum != "" {
+		r.Replayed = e.Index
+	}
+	return r
+}
+
+// DedupEntry keeps the first answer to a request id: whole for an
+// Idempotency-Key, its rejection and the digest of its value for a plain
+// request id.
 type DedupEntry struct {
 	At     time.Time `json:"at"` // the state clock when it was applied
 	Index  uint64    `json:"index"`
@@ -134,6 +167,10 @@ func (s *State) reindexTables() {
 	s.siteByName = indexOf(s.Sites, func(x *Site) string { return siteNameKey(x.AccountID, x.Name) })
 	s.readerConfigNames = indexOf(s.ReaderConfigs, func(rc *ReaderConfig) string { return readerConfigKey(rc.AccountID, rc.Name) })
 	s.tokenByHash = indexOf(s.Tokens, func(t *Token) string { return t.TokenHash })
+	s.dedupKeptBytes = 0
+	for _, id := range s.DedupIdempotent.All() {
+		s.dedupKeptBytes += int64(len(s.Dedup.At(id).Result.Value))
+	}
 }
 
 // indexOf indexes a table's ids by a key of each record.
@@ -178,7 +215,7 @@ func (s *State) ApplyAt(index uint64, stamped time.Time, c command.Command) (Res
 	}
 	s.expireDedup()
 	if e, ok := s.Dedup.Get(c.RequestID); ok && c.RequestID != "" {
-		return e.Result, nil
+		return e.answer(), nil
 	}
 	ch := &changes{index: index}
 	var value any
@@ -196,7 +233,7 @@ func (s *State) ApplyAt(index uint64, stamped time.Time, c command.Command) (Res
 	}
 	res := Result{Err: rej}
 	if rej == nil {
-		s.record(index, c, value)
+		s.record(index, c, value, ch)
 		if value != nil {
 			b, err := json.Marshal(value)
 			if err != nil {
@@ -355,9 +392,17 @@ func (s *State) remember(c command.Command, index uint64, res Result) {
 	// entry's stamp unless a new leader's clock runs behind), not from the
 	// command's own time: an offline command made hours ago still gets its
 	// full window, and the queue stays in time order.
-	s.Dedup.Put(c.RequestID, DedupEntry{At: s.Clock, Index: index, Result: res})
+	e := DedupEntry{At: s.Clock, Index: index, Result: res}
+	if !c.Idempotent {
+		// A plain request id guards the retries of one write in flight;
+		// the value is kept by the FSM in memory, and only its digest
+		// here, so the table stays small whatever the answers hold.
+		e.Result = Result{Err: res.Err, Sum: SumOf(res.Value)}
+	}
+	s.Dedup.Put(c.RequestID, e)
 	if c.Idempotent {
 		s.DedupIdempotent.Append(c.RequestID)
+		s.dedupKeptBytes += int64(len(res.Value))
 	} else {
 		s.DedupRetry.Append(c.RequestID)
 	}
@@ -365,8 +410,8 @@ func (s *State) remember(c command.Command, index uint64, res Result) {
 
 // expireDedup drops answers older than their window, measured on the state clock.
 func (s *State) expireDedup() {
-	s.DedupRetry = s.expireQueue(s.DedupRetry, DedupRetryWindow, DedupRetryMax)
-	s.DedupIdempotent = s.expireQueue(s.DedupIdempotent, DedupIdempotencyWindow, DedupIdempotencyMax)
+	s.DedupRetry = s.expireQueue(s.DedupRetry, DedupRetryWindow, DedupRetryMax, 0)
+	s.DedupIdempotent = s.expireQueue(s.DedupIdempotent, DedupIdempotencyWindow, DedupIdempotencyMax, DedupKeptMaxBytes)
 }
 
 // Bounds of the dedup table, whatever the write rate: its answers are kept
@@ -376,15 +421,25 @@ func (s *State) expireDedup() {
 const (
 	DedupRetryMax       = 50000
 	DedupIdempotencyMax = 100000
+	// DedupKeptMaxBytes bounds the answers the idempotency keys keep whole,
+	// give or take the newest (a card is about 600 bytes: some 27 000 of
+	// them; an import batch's answer is a few bytes).
+	DedupKeptMaxBytes = 16 << 20
 )
 
-func (s *State) expireQueue(q List[string], window time.Duration, most int) List[string] {
+// expireQueue drops a queue's oldest entries while they are older than the
+// window, or more than most (room for the answer this apply may keep), or
+// (maxBytes > 0) while their answers hold more than maxBytes.
+func (s *State) expireQueue(q List[string], window time.Duration, most int, maxBytes int64) List[string] {
 	cut := s.Clock.Add(-window)
 	n := 0
 	for _, id := range q.All() {
 		e, ok := s.Dedup.Get(id)
-		if ok && !e.At.Before(cut) && q.Len()-n < most { // room for the answer this apply may keep
+		if ok && !e.At.Before(cut) && q.Len()-n < most && (maxBytes == 0 || s.dedupKeptBytes <= maxBytes) {
 			break
+		}
+		if maxBytes > 0 {
+			s.dedupKeptBytes -= int64(len(e.Result.Value))
 		}
 		s.Dedup.Delete(id)
 		n++

@@ -191,11 +191,21 @@ func TestDedupReturnsFirstAnswer(t *testing.T) {
 	first, ch1 := h.s.Apply(10, c)
 	c.Body = &command.CreateSite{ID: "s2", AccountID: "acc", Name: "Paris"}
 	again, ch2 := h.s.Apply(11, c)
-	if !bytes.Equal(first.Value, again.Value) || h.s.Sites.Len() != 1 {
-		t.Fatalf("retry applied twice: %s vs %s, %d sites", first.Value, again.Value, h.s.Sites.Len())
+	// A plain request id keeps the digest of its answer, not the value
+	// (the FSM gives the value back: TestRetryGetsItsFirstAnswer).
+	if again.Replayed != 10 || again.Value != nil || again.Sum != SumOf(first.Value) || again.Sum == "" || h.s.Sites.Len() != 1 {
+		t.Fatalf("retry: %+v, want replayed 10 with the digest of %s; %d sites", again, first.Value, h.s.Sites.Len())
 	}
 	if len(ch1) != 1 || len(ch2) != 0 {
 		t.Fatalf("changes %v %v", ch1, ch2)
+	}
+	// An Idempotency-Key keeps the whole first answer (SPEC 3.1).
+	k := command.Command{Header: command.Header{RequestID: "key", Idempotent: true, Actor: "op", At: h.at}, Body: &command.CreateSite{ID: "s3", AccountID: "acc", Name: "Rome"}}
+	first, _ = h.s.Apply(12, k)
+	k.Body = &command.CreateSite{ID: "s4", AccountID: "acc", Name: "Oslo"}
+	again, _ = h.s.Apply(13, k)
+	if !bytes.Equal(first.Value, again.Value) || first.Value == nil || again.Replayed != 0 || h.s.Sites.Len() != 2 {
+		t.Fatalf("idempotent retry: %+v, want %s; %d sites", again, first.Value, h.s.Sites.Len())
 	}
 }
 

@@ -35,7 +35,11 @@ func (a *API) exportHistory(w http.ResponseWriter, r *http.Request, p *Principal
 	if !ok || !a.strong(w, r) {
 		return
 	}
-	items := a.historyLines(p, q, from, to)
+	items, err := a.historyLines(p, q, from, to)
+	if err != nil {
+		a.historyFailed(w, err)
+		return
+	}
 	sw, err := newSheetWriter("Account History", 18, 22, 60, 24)
 	if err != nil {
 		a.exportFailed(w, err)

@@ -298,19 +298,31 @@ func (a *API) listHistory(w http.ResponseWriter, r *http.Request, p *Principal) 
 	if !ok || !a.strong(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, page(a.historyLines(p, q, from, to), func(v historyView) string { return v.At.Format(time.RFC3339Nano) + "\x00" + padIndex(v.Index) }, q))
+	items, err := a.historyLines(p, q, from, to)
+	if err != nil {
+		a.historyFailed(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page(items, func(v historyView) string { return v.At.Format(time.RFC3339Nano) + "\x00" + padIndex(v.Index) }, q))
 }
 
 // historyLines is the account history of GET /api/v1/history: the caller's
 // account's lines in [from, to] that match ?q=, in commit order; its export
 // shows the same rows.
-func (a *API) historyLines(p *Principal, q listQuery, from, to time.Time) []historyView {
+func (a *API) historyLines(p *Principal, q listQuery, from, to time.Time) ([]historyView, error) {
+	var lines []state.HistoryEntry
+	err := a.svc.History(p.Account.ID, func(h state.HistoryEntry) bool {
+		if inRange(h.At, from, to) {
+			lines = append(lines, h)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
 	var items []historyView
 	a.svc.Read(func(s *state.State) {
-		for _, h := range s.History.All() {
-			if h.AccountID != p.Account.ID || !inRange(h.At, from, to) {
-				continue
-			}
+		for _, h := range lines {
 			by := h.By
 			if o, ok := s.Operators.Get(h.By); ok {
 				by = strings.TrimSpace(o.FirstName + " " + o.LastName)
@@ -320,7 +332,12 @@ func (a *API) historyLines(p *Principal, q listQuery, from, to time.Time) []hist
 			}
 		}
 	})
-	return items
+	return items, nil
+}
+
+func (a *API) historyFailed(w http.ResponseWriter, err error) {
+	a.log.Error("history archive", "err", err)
+	writeError(w, http.StatusInternalServerError, "history_unavailable", "", "this node's history archive could not be read: "+err.Error())
 }
 
 // padIndex writes a Raft index with a fixed width so cursors sort by it.

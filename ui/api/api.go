@@ -9,6 +9,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,6 +45,9 @@ type Service interface {
 	QueueOffline(c command.Command) error
 	// Snapshot makes this node write a Raft snapshot now and returns its index.
 	Snapshot(ctx context.Context) (uint64, error)
+	// History yields an account's history in commit order, the lines this
+	// node archived included, until fn returns false.
+	History(account string, fn func(state.HistoryEntry) bool) error
 }
 
 // Errors a Service returns that the API turns into 503.
@@ -265,6 +269,13 @@ func (a *API) writeOr(w http.ResponseWriter, r *http.Request, p *Principal, body
 	}
 	if res.Err != nil {
 		writeRejection(w, res.Err)
+		return nil, false
+	}
+	if res.Replayed != 0 && res.Value == nil && res.Sum != "" {
+		// A retry of a write that applied, whose answer this node no longer
+		// holds (it restarted or restored a snapshot since).
+		writeError(w, http.StatusConflict, "already_applied", "",
+			fmt.Sprintf("this request was applied at index %d, but its answer is no longer kept: reload to see the result", res.Replayed))
 		return nil, false
 	}
 	return res.Value, true
