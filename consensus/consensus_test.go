@@ -22,6 +22,20 @@ func open(t *testing.T, id, dir string) *Raft {
 	return r
 }
 
+// single opens a bootstrapped one-node cluster in dir, initialized, and
+// closes it at the end of the test.
+func single(t *testing.T, dir string) *Raft {
+	t.Helper()
+	r := open(t, "n1", dir)
+	t.Cleanup(func() { r.Close() })
+	if err := r.Bootstrap(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, r)
+	mustApply(t, r, initCmd())
+	return r
+}
+
 func waitLeader(t *testing.T, rs ...*Raft) *Raft {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -70,13 +84,7 @@ func stateBytes(r *Raft) []byte {
 }
 
 func TestSingleNodeApplyReadYourWrite(t *testing.T) {
-	r := open(t, "n1", t.TempDir())
-	defer r.Close()
-	if err := r.Bootstrap(); err != nil {
-		t.Fatal(err)
-	}
-	waitLeader(t, r)
-	mustApply(t, r, initCmd())
+	r := single(t, t.TempDir())
 	idx := mustApply(t, r, cmd(1, &command.CreateSite{ID: "s1", AccountID: "acc", Name: "London"}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -17,16 +16,7 @@ import (
 
 // growthWrites is the number of writes of BenchmarkSnapshotAfterWrites;
 // LINTEL_GROWTH_WRITES overrides it for a quicker run.
-func growthWrites(b *testing.B) int {
-	if v := os.Getenv("LINTEL_GROWTH_WRITES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 10000 {
-			b.Fatalf("LINTEL_GROWTH_WRITES=%q: want a number ≥ 10000", v)
-		}
-		return n
-	}
-	return 1_000_000
-}
+func growthWrites(b *testing.B) int { return benchSize(b, "LINTEL_GROWTH_WRITES", 1_000_000, 10000) }
 
 // BenchmarkSnapshotAfterWrites measures how the replicated state grows with
 // writes that add no record: on a registry of 1000 cards, 1 M card updates

@@ -13,13 +13,7 @@ import (
 // holds no lock: applies go on beside it, and it keeps seeing the version
 // it took, whatever they change.
 func TestSlowReadDoesNotHoldApplies(t *testing.T) {
-	r := open(t, "n1", t.TempDir())
-	defer r.Close()
-	if err := r.Bootstrap(); err != nil {
-		t.Fatal(err)
-	}
-	waitLeader(t, r)
-	mustApply(t, r, initCmd())
+	r := single(t, t.TempDir())
 	mustApply(t, r, cmd(1, &command.CreateSite{ID: "s1", AccountID: "acc", Name: "London"}))
 
 	inRead, release := make(chan struct{}), make(chan struct{})

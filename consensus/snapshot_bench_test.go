@@ -31,14 +31,33 @@ import (
 // "snapshot and restore of 1 M cards: ≤ 5 s each").
 // LINTEL_SNAPSHOT_BENCH_CARDS overrides it for a quicker run.
 func snapBenchCards(b *testing.B) int {
-	if v := os.Getenv("LINTEL_SNAPSHOT_BENCH_CARDS"); v != "" {
+	return benchSize(b, "LINTEL_SNAPSHOT_BENCH_CARDS", 1_000_000, 1000)
+}
+
+// benchSize is a benchmark's size: def, or the environment variable env
+// (at least least) for a quicker run.
+func benchSize(b *testing.B, env string, def, least int) int {
+	if v := os.Getenv(env); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1000 {
-			b.Fatalf("LINTEL_SNAPSHOT_BENCH_CARDS=%q: want a number ≥ 1000", v)
+		if err != nil || n < least {
+			b.Fatalf("%s=%q: want a number ≥ %d", env, v, least)
 		}
 		return n
 	}
-	return 1_000_000
+	return def
+}
+
+// persist writes snap into a new snapshot of store, as Raft does.
+func persist(b *testing.B, f *fsm, store *raft.FileSnapshotStore, snap raft.FSMSnapshot) raft.SnapshotSink {
+	sink, err := store.Create(raft.SnapshotVersionMax, f.applied.Load(), 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := snap.Persist(sink); err != nil {
+		b.Fatal(err)
+	}
+	snap.Release()
+	return sink
 }
 
 const (
@@ -264,14 +283,7 @@ func BenchmarkSnapshot1M(b *testing.B) {
 			b.Fatal(err)
 		}
 		t1, c1 := time.Now(), processCPU()
-		sink, err := store.Create(raft.SnapshotVersionMax, fx.fsm.applied.Load(), 1, raft.Configuration{}, 1, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := snap.Persist(sink); err != nil {
-			b.Fatal(err)
-		}
-		snap.Release()
+		sink := persist(b, fx.fsm, store, snap)
 		snapT += t1.Sub(t0)
 		persistT += time.Since(t1)
 		persistCPU += processCPU() - c1

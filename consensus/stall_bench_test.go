@@ -143,14 +143,7 @@ func BenchmarkApplyStall(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			sink, err := store.Create(raft.SnapshotVersionMax, fx.fsm.applied.Load(), 1, raft.Configuration{}, 1, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := snap.Persist(sink); err != nil {
-				b.Fatal(err)
-			}
-			snap.Release()
+			persist(b, fx.fsm, store, snap)
 		})
 		measure("check", func() {
 			st := fx.fsm.st.Load()
