@@ -1,9 +1,12 @@
 package state
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
+	"github.com/benbjohnson/immutable"
 	"maps"
 	"slices"
 	"strings"
@@ -197,15 +200,28 @@ func (s *State) unindexCard(c Card) {
 
 // cardIndexes collects the card indexes of a restore, to build each at once.
 type cardIndexes struct {
-	link, oldLink, list, statusList []entry[string]
-	privateIDs, holderConfigs       countsBuilder
-	siteCards                       map[string]int
+	link, oldLink             []entry[string]
+	list                      []listEntry
+	groups                    map[string]int32 // site, list → its number in groupKeys
+	groupKeys                 []string
+	privateIDs, holderConfigs []string // a key per card counted, counted in into
+	siteCards                 map[string]int
+}
+
+// listEntry is a card's place in the card lists, sortable cheaply: its
+// site and list as a number, then the first bytes of its cursor as an
+// integer, then the whole cursor (cardListKey is the group's key, then
+// the cursor; cardStatusListKey puts the status in between).
+type listEntry struct {
+	group              int32
+	head               uint64
+	cursor, id, status string
 }
 
 func newCardIndexes(n int) *cardIndexes {
 	return &cardIndexes{
-		list: make([]entry[string], 0, n), statusList: make([]entry[string], 0, n),
-		privateIDs: newCountsBuilder(), holderConfigs: newCountsBuilder(), siteCards: map[string]int{},
+		list: make([]listEntry, 0, n), groups: map[string]int32{},
+		privateIDs: make([]string, 0, n), holderConfigs: make([]string, 0, n), siteCards: map[string]int{},
 	}
 }
 
@@ -216,32 +232,80 @@ func (b *cardIndexes) add(c *Card) {
 	if c.OldLink != "" {
 		b.oldLink = append(b.oldLink, entry[string]{c.OldLink, c.ID})
 	}
-	b.list = append(b.list, entry[string]{cardListKey(c), c.ID})
-	b.statusList = append(b.statusList, entry[string]{cardStatusListKey(c), c.ID})
+	gk := c.SiteID + "\x00" + cardListOf(c.Kind) + "\x00"
+	g, ok := b.groups[gk]
+	if !ok {
+		g = int32(len(b.groupKeys))
+		b.groups[gk] = g
+		b.groupKeys = append(b.groupKeys, gk)
+	}
+	cur := CardCursor(c)
+	var h [8]byte
+	copy(h[:], cur)
+	b.list = append(b.list, listEntry{g, binary.BigEndian.Uint64(h[:]), cur, c.ID, c.Status})
 	if !c.counts() {
 		return
 	}
 	if c.Kind == KindPrivateID {
-		b.privateIDs.add(privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID))
+		b.privateIDs = append(b.privateIDs, privateIDKey(c.SiteID, c.ReaderConfig, c.PrivateID))
 	}
-	b.holderConfigs.add(holderConfigKey(c.CardholderID, c.ReaderConfig))
+	b.holderConfigs = append(b.holderConfigs, holderConfigKey(c.CardholderID, c.ReaderConfig))
 	if c.Kind != KindConfig {
 		b.siteCards[c.SiteID]++
 	}
 }
 
-// into builds the indexes into s, two at a time.
+// into builds the indexes into s. The card list is sorted once; the
+// status list is the same order split by status (a stable partition), so
+// it needs no sort of its own.
 func (b *cardIndexes) into(s *State) {
 	var wg sync.WaitGroup
+	// The counts on a second goroutine, while this one sorts the list.
 	wg.Go(func() {
-		s.cardList = buildIndex(b.list)
-		s.privateIDs = b.privateIDs.counts()
+		s.privateIDs = countKeys(b.privateIDs)
+		s.holderConfigs = countKeys(b.holderConfigs)
 	})
-	s.cardStatusList = buildIndex(b.statusList)
-	s.holderConfigs = b.holderConfigs.counts()
+	// Groups in key order, so that sorting by group number sorts by key.
+	order := slices.Clone(b.groupKeys)
+	slices.Sort(order)
+	rank := make([]int32, len(b.groupKeys))
+	for i, k := range order {
+		rank[b.groups[k]] = int32(i)
+	}
+	for i := range b.list {
+		b.list[i].group = rank[b.list[i].group]
+	}
+	slices.SortFunc(b.list, func(x, y listEntry) int {
+		return cmp.Or(cmp.Compare(x.group, y.group), cmp.Compare(x.head, y.head), strings.Compare(x.cursor, y.cursor))
+	})
+	list := immutable.NewSortedMapBuilder[string, string](keyOrder{})
+	byStatus := map[string][]*listEntry{} // group key + status → entries in list order
+	for i := range b.list {
+		e := &b.list[i]
+		list.Set(order[e.group]+e.cursor, e.id)
+		k := order[e.group] + e.status + "\x00"
+		byStatus[k] = append(byStatus[k], e)
+	}
+	s.cardList = index[string]{list.Map()}
+	status := immutable.NewSortedMapBuilder[string, string](keyOrder{})
+	for _, k := range slices.Sorted(maps.Keys(byStatus)) {
+		for _, e := range byStatus[k] {
+			status.Set(k+e.cursor, e.id)
+		}
+	}
+	s.cardStatusList = index[string]{status.Map()}
 	s.cardByLink, s.cardByOldLink = buildIndex(b.link), buildIndex(b.oldLink)
 	s.siteCards = countsOf(b.siteCards)
 	wg.Wait()
+}
+
+// countKeys counts the keys into new counts.
+func countKeys(keys []string) counts {
+	c := newCountsBuilder()
+	for _, k := range keys {
+		c.add(k)
+	}
+	return c.counts()
 }
 
 // checkPrivateID enforces one private id per reader configuration, unless

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"lintel/consensus/command"
-	"lintel/consensus/state"
 )
 
 // The batch cut must keep every command under command.MaxSize whatever the
@@ -28,7 +27,7 @@ func TestCardJSONSizeIsAnUpperBound(t *testing.T) {
 	}
 	// A full batch of the largest rows still fits in one command.
 	big := createCardBody(newID(), newID(), createCardRequest{FirstName: worst, LastName: worst, Email: "a@b.c", ReaderConfig: worst, PrivateID: "1"})
-	cards := make([]command.CreateCard, state.MaxImportBatch)
+	cards := make([]command.CreateCard, importBatchRows)
 	for i := range cards {
 		cards[i] = *big
 	}
@@ -42,9 +41,9 @@ func TestCardJSONSizeIsAnUpperBound(t *testing.T) {
 }
 
 func TestCutBatches(t *testing.T) {
-	cards := make([]command.CreateCard, 2*state.MaxImportBatch+1)
+	cards := make([]command.CreateCard, 2*importBatchRows+1)
 	got := cutBatches(cards)
-	want := []importBatch{{0, state.MaxImportBatch}, {state.MaxImportBatch, 2 * state.MaxImportBatch}, {2 * state.MaxImportBatch, len(cards)}}
+	want := []importBatch{{0, importBatchRows}, {importBatchRows, 2 * importBatchRows}, {2 * importBatchRows, len(cards)}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Fatalf("batches %v, want %v", got, want)
 	}
