@@ -35,6 +35,10 @@ type Config struct {
 	LogOutput io.Writer
 	// Observe gets the change events of every applied batch. It must not block.
 	Observe func([]state.Change)
+	// Archive keeps the account history lines a batch takes out of the
+	// replicated state, before the batch is published; an error stops this
+	// node's apply (Halt, type "archive") rather than lose them.
+	Archive func([]state.HistoryEntry) error
 	// ApplyLatency, when set, observes the seconds each Apply took.
 	ApplyLatency interface{ Observe(float64) }
 }
@@ -145,6 +149,7 @@ func Open(c Config) (*Raft, error) {
 		return nil, err
 	}
 	f := newFSM(c.Observe)
+	f.archive = c.Archive
 	f.log = logger
 	if err := f.recover(cache, snaps, mark, c.DataDir, logger); err != nil {
 		mark.Close()

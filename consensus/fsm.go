@@ -36,6 +36,10 @@ type fsm struct {
 	notify chan struct{} // closed and replaced whenever applied moves
 
 	observe func([]state.Change) // called after each batch, outside the lock
+	// archive keeps the history lines a batch takes out of the state; it
+	// runs before the batch is published, so no reader sees the lines gone
+	// from the state before they are in the archive.
+	archive func([]state.HistoryEntry) error
 	onApply func(applied uint64) // called after each batch, outside the lock
 	log     hclog.Logger
 }
@@ -146,6 +150,16 @@ apply:
 		all = append(all, ch...)
 		last = l.Index
 	}
+	if err := f.archived(all); err != nil {
+		// The lines would be lost on this node: keep the state as it was
+		// and stop, as when the mark cannot be written.
+		h := &Halt{Index: todo[0].Index, Type: "archive", Reason: err.Error()}
+		f.halted(h)
+		for i := first; i < len(out); i++ {
+			out[i] = h
+		}
+		return out
+	}
 	f.st.Store(st)
 	f.applied.Store(last)
 	f.wake()
@@ -156,6 +170,23 @@ apply:
 		f.observe(all)
 	}
 	return out
+}
+
+// archived hands the batch's trimmed history lines to the archive.
+func (f *fsm) archived(changes []state.Change) error {
+	if f.archive == nil {
+		return nil
+	}
+	var lines []state.HistoryEntry
+	for _, c := range changes {
+		if c.Op == "archive" && c.Entry != nil {
+			lines = append(lines, *c.Entry)
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return f.archive(lines)
 }
 
 func (f *fsm) halted(h *Halt) {

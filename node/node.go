@@ -125,7 +125,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.raft, err = consensus.Open(consensus.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.Raft, Advertise: cfg.AdvertiseRaft,
-		LogLevel: cfg.LogLevel, LogOutput: cfg.LogOutput, Observe: n.observe,
+		LogLevel: cfg.LogLevel, LogOutput: cfg.LogOutput, Observe: n.observe, Archive: n.archive.put,
 		ApplyLatency: n.metrics.applySeconds,
 	})
 	if err != nil {
@@ -304,11 +304,7 @@ func (n *Node) membersChange() {
 
 // observe receives the state's change events after each applied batch.
 func (n *Node) observe(changes []state.Change) {
-	var trimmed []state.HistoryEntry
 	for _, c := range changes {
-		if c.Op == "archive" && c.Entry != nil {
-			trimmed = append(trimmed, *c.Entry)
-		}
 		if c.Table == "removed_nodes" && c.ID == n.cfg.NodeID {
 			go n.removedSelf()
 		}
@@ -323,14 +319,6 @@ func (n *Node) observe(changes []state.Change) {
 			case n.readersChanged <- struct{}{}:
 			default:
 			}
-		}
-	}
-	// Before the next batch applies (observe runs under the FSM's apply
-	// lock), and so before any snapshot that no longer holds these lines.
-	if len(trimmed) > 0 {
-		if err := n.archive.put(trimmed); err != nil {
-			n.log.Error("history lines leaving the replicated state could not be archived on this node; the other nodes' archives keep them",
-				"lines", len(trimmed), "first_index", trimmed[0].Index, "account", trimmed[0].AccountID, "err", err)
 		}
 	}
 }
