@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +177,18 @@ func TestHistoryRecordsWrites(t *testing.T) {
 	}
 	if fmt.Sprint(actions) != fmt.Sprint(want) {
 		t.Fatalf("history:\n%q\nwant\n%q", actions, want)
+	}
+}
+
+// A refusal's words are kept in the dedup table, so every node must word it
+// the same: with several bad areas, the first in name order is named.
+func TestProfileRefusalIsDeterministic(t *testing.T) {
+	for i := range 30 {
+		r := newReseller(t, 10)
+		rights := map[string][]string{"zulu": {"view"}, "alpha": {"view"}, "mike": {"view"}}
+		res := r.apply(&command.CreateProfile{ID: fmt.Sprint("p", i), AccountID: "acc", ProfileRights: command.ProfileRights{Name: "Bad", Rights: rights}})
+		if res.Err == nil || !strings.Contains(res.Err.Message, `"alpha"`) {
+			t.Fatalf("run %d: %+v, want the refusal to name \"alpha\"", i, res.Err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -51,7 +52,10 @@ func checkRights(r command.ProfileRights) *Rejection {
 	if rej := checkName("name", r.Name); rej != nil {
 		return rej
 	}
-	for area, rights := range r.Rights {
+	// In key order: the first bad area names the refusal, which every node
+	// must word the same (it is kept in the dedup table).
+	for _, area := range slices.Sorted(maps.Keys(r.Rights)) {
+		rights := r.Rights[area]
 		if !slices.Contains(Areas, area) {
 			return reject(Invalid, "invalid_value", "rights", "%q is not an area; the areas are %s", area, strings.Join(Areas, ", "))
 		}

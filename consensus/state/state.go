@@ -223,25 +223,25 @@ func (s *State) ApplyAt(index uint64, stamped time.Time, c command.Command) (Res
 	if rej == nil {
 		rej = Validate(c)
 	}
+	var answer json.RawMessage
 	if rej == nil {
 		// The command applies to a copy, which replaces the state only if
-		// it succeeds: a refusal part way leaves nothing behind.
+		// it succeeds, its answer encoded included: a refusal part way
+		// leaves nothing behind.
 		tx := *s
-		if value, rej = tx.dispatch(c, ch); rej == nil {
+		if value, rej = tx.dispatch(c, ch); rej == nil && value != nil {
+			var err error
+			if answer, err = json.Marshal(value); err != nil {
+				rej = reject(Invalid, "internal", "", "could not encode the answer: %v", err)
+			}
+		}
+		if rej == nil {
 			*s = tx
 		}
 	}
-	res := Result{Err: rej}
+	res := Result{Err: rej, Value: answer}
 	if rej == nil {
 		s.record(index, c, value, ch)
-		if value != nil {
-			b, err := json.Marshal(value)
-			if err != nil {
-				res = Result{Err: reject(Invalid, "internal", "", "could not encode the answer: %v", err)}
-			} else {
-				res.Value = b
-			}
-		}
 	} else {
 		ch.list = nil
 	}
