@@ -329,4 +329,7 @@ func BenchmarkSnapshot1M(b *testing.B) {
 	b.ReportMetric(float64(size)/1e6, "MB")
 	b.ReportMetric(restore.HeapPerCard, "heap-B/card")
 	b.ReportMetric(restart.HeapPerCard, "restart-heap-B/card")
+	b.Logf("Snapshot of %d cards: copy %.6f s, persist %.2f s, restore %.2f s, restart %.2f s, %.0f MB, %.0f B/card (targets ≤ 5 s each)\n"+
+		"  before (maps, 2026-12-02): copy 1.76 s, persist 3.86 s, restore 1.11 s, restart 3.39 s, 226 MB, 1099 B/card",
+		fx.cards, snapT.Seconds()/n, persistT.Seconds()/n, restore.Seconds/n, restart.Seconds/n, float64(size)/1e6, restart.HeapPerCard)
 }
