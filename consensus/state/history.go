@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"slices"
-	"strings"
 	"time"
 
 	"lintel/consensus/command"
@@ -117,18 +115,14 @@ func (h HistoryTable) Oldest(id string) uint64 {
 
 // historyOf builds the table from lines in any order (a restore).
 func historyOf(lines []HistoryEntry) HistoryTable {
-	es := make([]entry[HistoryEntry], len(lines))
+	es := make([]entry[*HistoryEntry], len(lines))
 	n := map[string]int{}
-	for i, e := range lines {
-		es[i] = entry[HistoryEntry]{historyKey(e.AccountID, e.Index), e}
+	for i := range lines {
+		e := &lines[i]
+		es[i] = entry[*HistoryEntry]{historyKey(e.AccountID, e.Index), e}
 		n[e.AccountID]++
 	}
-	slices.SortFunc(es, func(a, b entry[HistoryEntry]) int { return strings.Compare(a.k, b.k) })
-	b := newTableBuilder[HistoryEntry]()
-	for _, e := range es {
-		b.Put(e.k, e.v)
-	}
-	return HistoryTable{t: b.Table(), count: countsOf(n)}
+	return HistoryTable{t: Table[HistoryEntry]{buildIndex(es)}, count: countsOf(n)}
 }
 
 // MarshalJSON writes the lines as a JSON array, in key order.

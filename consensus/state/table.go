@@ -23,7 +23,7 @@ import (
 // The zero Table is empty. Records are stored once, by pointer, and handed
 // out as copies, so a version cannot be changed through what it returns.
 type Table[V any] struct {
-	m *immutable.SortedMap[string, *V]
+	i index[*V]
 }
 
 type keyOrder struct{}
@@ -32,10 +32,8 @@ func (keyOrder) Compare(a, b string) int { return strings.Compare(a, b) }
 
 // Get returns the record under k.
 func (t Table[V]) Get(k string) (V, bool) {
-	if t.m != nil {
-		if p, ok := t.m.Get(k); ok {
-			return *p, true
-		}
+	if p, ok := t.i.Get(k); ok {
+		return *p, true
 	}
 	var zero V
 	return zero, false
@@ -48,80 +46,38 @@ func (t Table[V]) At(k string) V {
 }
 
 // Has reports whether k is in the table.
-func (t Table[V]) Has(k string) bool {
-	if t.m == nil {
-		return false
-	}
-	_, ok := t.m.Get(k)
-	return ok
-}
+func (t Table[V]) Has(k string) bool { return t.i.Has(k) }
 
 // Put sets k to v in a new version of the table.
-func (t *Table[V]) Put(k string, v V) {
-	if t.m == nil {
-		t.m = immutable.NewSortedMap[string, *V](keyOrder{})
-	}
-	t.m = t.m.Set(k, &v)
-}
+func (t *Table[V]) Put(k string, v V) { t.i.Put(k, &v) }
 
 // Delete removes k in a new version of the table.
-func (t *Table[V]) Delete(k string) {
-	if t.m != nil {
-		t.m = t.m.Delete(k)
-	}
-}
+func (t *Table[V]) Delete(k string) { t.i.Delete(k) }
 
 // Len is the number of records.
-func (t Table[V]) Len() int {
-	if t.m == nil {
-		return 0
-	}
-	return t.m.Len()
-}
+func (t Table[V]) Len() int { return t.i.Len() }
 
 // All yields every record in key order.
-func (t Table[V]) All() iter.Seq2[string, V] {
-	return t.From("")
-}
-
-// From yields the records whose key is k or after it, in key order.
-func (t Table[V]) From(k string) iter.Seq2[string, V] {
-	return func(yield func(string, V) bool) {
-		if t.m == nil {
-			return
-		}
-		it := t.m.Iterator()
-		if k != "" {
-			it.Seek(k)
-		}
-		for !it.Done() {
-			key, p, _ := it.Next()
-			if !yield(key, *p) {
-				return
-			}
-		}
-	}
-}
+func (t Table[V]) All() iter.Seq2[string, V] { return t.copies(t.i.From("")) }
 
 // Prefix yields the records whose key starts with p, in key order.
-func (t Table[V]) Prefix(p string) iter.Seq2[string, V] {
+func (t Table[V]) Prefix(p string) iter.Seq2[string, V] { return t.copies(t.i.Prefix(p)) }
+
+// copies yields copies of the stored records.
+func (Table[V]) copies(seq iter.Seq2[string, *V]) iter.Seq2[string, V] {
 	return func(yield func(string, V) bool) {
-		for k, v := range t.From(p) {
-			if !strings.HasPrefix(k, p) || !yield(k, v) {
+		for k, p := range seq {
+			if !yield(k, *p) {
 				return
 			}
 		}
 	}
 }
 
-// ptrs yields the stored records themselves, for the snapshot encoder,
-// which only reads them.
+// ptrs yields the stored records themselves, for the snapshot encoder and
+// the restore, which only read them.
 func (t Table[V]) ptrs(yield func(string, *V) bool) {
-	if t.m == nil {
-		return
-	}
-	for it := t.m.Iterator(); !it.Done(); {
-		k, p, _ := it.Next()
+	for k, p := range t.i.From("") {
 		if !yield(k, p) {
 			return
 		}
@@ -149,15 +105,7 @@ func newTableBuilder[V any]() tableBuilder[V] {
 
 func (b tableBuilder[V]) Put(k string, v V) { b.b.Set(k, &v) }
 
-func (b tableBuilder[V]) Get(k string) (V, bool) {
-	if p, ok := b.b.Get(k); ok {
-		return *p, true
-	}
-	var zero V
-	return zero, false
-}
-
-func (b tableBuilder[V]) Table() Table[V] { return Table[V]{m: b.b.Map()} }
+func (b tableBuilder[V]) Table() Table[V] { return Table[V]{index[*V]{b.b.Map()}} }
 
 // MarshalJSON writes the table as a JSON object with sorted keys: the bytes
 // encoding/json writes for a map.
@@ -237,37 +185,12 @@ func (l *List[V]) DropFront(n int) {
 
 // All yields every item in order.
 func (l List[V]) All() iter.Seq2[int, V] {
-	return l.From(0)
-}
-
-// From yields the items from position i on, in order.
-func (l List[V]) From(i int) iter.Seq2[int, V] {
 	return func(yield func(int, V) bool) {
-		if l.l == nil || i >= l.l.Len() {
+		if l.l == nil {
 			return
 		}
-		it := l.l.Iterator()
-		it.Seek(max(i, 0))
-		for !it.Done() {
-			j, v := it.Next()
-			if !yield(j, v) {
-				return
-			}
-		}
-	}
-}
-
-// Backward yields the items from the last to the first.
-func (l List[V]) Backward() iter.Seq2[int, V] {
-	return func(yield func(int, V) bool) {
-		if l.l == nil || l.l.Len() == 0 {
-			return
-		}
-		it := l.l.Iterator()
-		it.Last()
-		for !it.Done() {
-			j, v := it.Prev()
-			if !yield(j, v) {
+		for it := l.l.Iterator(); !it.Done(); {
+			if !yield(it.Next()) {
 				return
 			}
 		}
@@ -401,15 +324,6 @@ func buildIndex[V any](es []entry[V]) index[V] {
 	return index[V]{b.Map()}
 }
 
-// asMap copies the index into a map (tests compare indexes built two ways).
-func (t index[V]) asMap() map[string]V {
-	m := map[string]V{}
-	for k, v := range t.From("") {
-		m[k] = v
-	}
-	return m
-}
-
 // counts is a persistent hash map of counts (the uniqueness indexes): no
 // order, so a restore builds it without sorting, and a lookup hashes once
 // instead of comparing keys down a tree. It has no iteration on purpose: an
@@ -479,15 +393,3 @@ func (b countsBuilder) add(k string) {
 }
 
 func (b countsBuilder) counts() counts { return counts{b.b.Map()} }
-
-// asMap copies the counts into a map (tests).
-func (t counts) asMap() map[string]int {
-	m := map[string]int{}
-	if t.m != nil {
-		for it := t.m.Iterator(); !it.Done(); {
-			k, n, _ := it.Next()
-			m[k] = n
-		}
-	}
-	return m
-}
