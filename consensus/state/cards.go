@@ -6,12 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
-	"github.com/benbjohnson/immutable"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/benbjohnson/immutable"
 
 	"lintel/consensus/command"
 )
@@ -139,18 +140,19 @@ func holderConfigKey(holder, config string) string   { return holder + "\x00" + 
 // apart from configuration cards, by last name, first name and id (the
 // API's cursor is the part after the list).
 func cardListKey(c *Card) string {
-	return c.SiteID + "\x00" + cardListOf(c.Kind) + "\x00" + CardCursor(c)
+	return cardListPrefix(c.SiteID, c.Kind == KindConfig) + CardCursor(c)
 }
 
 func cardStatusListKey(c *Card) string {
-	return c.SiteID + "\x00" + cardListOf(c.Kind) + "\x00" + c.Status + "\x00" + CardCursor(c)
+	return cardListPrefix(c.SiteID, c.Kind == KindConfig) + c.Status + "\x00" + CardCursor(c)
 }
 
-func cardListOf(kind string) string {
-	if kind == KindConfig {
-		return "c"
+// cardListPrefix is the prefix of one of a site's two card lists in the indexes.
+func cardListPrefix(siteID string, config bool) string {
+	if config {
+		return siteID + "\x00c\x00"
 	}
-	return "u"
+	return siteID + "\x00u\x00"
 }
 
 // CardCursor is a card's place in its site's list: last name, first name, id.
@@ -200,12 +202,12 @@ func (s *State) unindexCard(c Card) {
 
 // cardIndexes collects the card indexes of a restore, to build each at once.
 type cardIndexes struct {
-	link, oldLink             []entry[string]
-	list                      []listEntry
-	groups                    map[string]int32 // site, list → its number in groupKeys
-	groupKeys                 []string
-	privateIDs, holderConfigs []string // a key per card counted, counted in into
-	siteCards                 map[string]int
+	link, oldLink []entry[string]
+	list          []listEntry
+	groups        map[string]int32 // site, list → its number in groupKeys
+	groupKeys     []string
+	// a key per card counted, counted in into
+	privateIDs, holderConfigs, siteCards []string
 }
 
 // listEntry is a card's place in the card lists, sortable cheaply: its
@@ -221,7 +223,7 @@ type listEntry struct {
 func newCardIndexes(n int) *cardIndexes {
 	return &cardIndexes{
 		list: make([]listEntry, 0, n), groups: map[string]int32{},
-		privateIDs: make([]string, 0, n), holderConfigs: make([]string, 0, n), siteCards: map[string]int{},
+		privateIDs: make([]string, 0, n), holderConfigs: make([]string, 0, n), siteCards: make([]string, 0, n),
 	}
 }
 
@@ -232,7 +234,7 @@ func (b *cardIndexes) add(c *Card) {
 	if c.OldLink != "" {
 		b.oldLink = append(b.oldLink, entry[string]{c.OldLink, c.ID})
 	}
-	gk := c.SiteID + "\x00" + cardListOf(c.Kind) + "\x00"
+	gk := cardListPrefix(c.SiteID, c.Kind == KindConfig)
 	g, ok := b.groups[gk]
 	if !ok {
 		g = int32(len(b.groupKeys))
@@ -251,7 +253,7 @@ func (b *cardIndexes) add(c *Card) {
 	}
 	b.holderConfigs = append(b.holderConfigs, holderConfigKey(c.CardholderID, c.ReaderConfig))
 	if c.Kind != KindConfig {
-		b.siteCards[c.SiteID]++
+		b.siteCards = append(b.siteCards, c.SiteID)
 	}
 }
 
@@ -295,17 +297,8 @@ func (b *cardIndexes) into(s *State) {
 	}
 	s.cardStatusList = index[string]{status.Map()}
 	s.cardByLink, s.cardByOldLink = buildIndex(b.link), buildIndex(b.oldLink)
-	s.siteCards = countsOf(b.siteCards)
+	s.siteCards = countKeys(b.siteCards)
 	wg.Wait()
-}
-
-// countKeys counts the keys into new counts.
-func countKeys(keys []string) counts {
-	c := newCountsBuilder()
-	for _, k := range keys {
-		c.add(k)
-	}
-	return c.counts()
 }
 
 // checkPrivateID enforces one private id per reader configuration, unless

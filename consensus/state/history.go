@@ -116,13 +116,13 @@ func (h HistoryTable) Oldest(id string) uint64 {
 // historyOf builds the table from lines in any order (a restore).
 func historyOf(lines []HistoryEntry) HistoryTable {
 	es := make([]entry[*HistoryEntry], len(lines))
-	n := map[string]int{}
+	accounts := make([]string, len(lines))
 	for i := range lines {
 		e := &lines[i]
 		es[i] = entry[*HistoryEntry]{historyKey(e.AccountID, e.Index), e}
-		n[e.AccountID]++
+		accounts[i] = e.AccountID
 	}
-	return HistoryTable{t: Table[HistoryEntry]{buildIndex(es)}, count: countsOf(n)}
+	return HistoryTable{t: Table[HistoryEntry]{buildIndex(es)}, count: countKeys(accounts)}
 }
 
 // MarshalJSON writes the lines as a JSON array, in key order.

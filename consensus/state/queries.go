@@ -12,11 +12,7 @@ import (
 // after the card with that cursor.
 func (s *State) SiteCards(siteID string, config bool, status, after string) iter.Seq[Card] {
 	return func(yield func(Card) bool) {
-		list := "u"
-		if config {
-			list = "c"
-		}
-		idx, prefix := s.cardList, siteID+"\x00"+list+"\x00"
+		idx, prefix := s.cardList, cardListPrefix(siteID, config)
 		if status != "" {
 			idx, prefix = s.cardStatusList, prefix+status+"\x00"
 		}

@@ -369,27 +369,12 @@ func (t counts) Len() int {
 	return t.m.Len()
 }
 
-// countsOf builds counts from a map (a restore).
-func countsOf(m map[string]int) counts {
+// countKeys builds counts of the keys, one per thing counted (a restore).
+func countKeys(keys []string) counts {
 	b := immutable.NewMapBuilder[string, int](hashSeed)
-	for k, n := range m {
-		b.Set(k, n)
+	for _, k := range keys {
+		n, _ := b.Get(k)
+		b.Set(k, n+1)
 	}
 	return counts{b.Map()}
 }
-
-// countsBuilder fills new counts in place (a restore).
-type countsBuilder struct {
-	b *immutable.MapBuilder[string, int]
-}
-
-func newCountsBuilder() countsBuilder {
-	return countsBuilder{immutable.NewMapBuilder[string, int](hashSeed)}
-}
-
-func (b countsBuilder) add(k string) {
-	n, _ := b.b.Get(k)
-	b.b.Set(k, n+1)
-}
-
-func (b countsBuilder) counts() counts { return counts{b.b.Map()} }
