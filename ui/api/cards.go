@@ -65,7 +65,11 @@ func viewCard(c state.Card) cardView {
 	return v
 }
 
-func cardKey(v cardView) string { return v.LastName + "\x00" + v.FirstName + "\x00" + v.ID }
+// cardKey is a card's list cursor: the state's own (State.SiteCards pages
+// from it).
+func cardKey(v cardView) string {
+	return state.CardCursor(&state.Card{LastName: v.LastName, FirstName: v.FirstName, ID: v.ID})
+}
 
 // cardFromWrite decodes the card a write returned.
 func cardFromWrite(val json.RawMessage) cardView {
