@@ -57,7 +57,8 @@ type Config struct {
 // write applies from its own log (CatchUp), so nothing waits for it. 250 ms
 // (raft's default is 50) keeps an idle follower's "current" sample within
 // 0.25–0.5 s, well inside the second node.current allows, and took an idle
-// leader from 4.3 % of a core to 2.8–3.1 %, a follower from 2.0 % to 1.5 %.
+// leader from 4.3 % of a core to 2.8–3.1 %, a follower from 2.0 % to 1.5 %
+// (1.6–2.0 % and 0.8–0.9 % on a quiet machine).
 // Heartbeats go every tenth of the heartbeat timeout, and the lease needs
 // them that often: a leader that ran with a 1 s heartbeat timeout (beats
 // every 100–200 ms, for less idle CPU) lost its lease once in a 10-minute
