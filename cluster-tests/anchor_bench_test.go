@@ -411,3 +411,49 @@ func BenchmarkIdleCPU(b *testing.B) {
 	b.ReportMetric(worst, "max_idle_cpu_%")
 	b.Log(sb.String())
 }
+
+// BenchmarkBuildsSideBySide compares two builds under the same load at the
+// same time: a cluster of LINTEL_BIN (or the tests' build) and one of
+// LINTEL_BIN_B, each with half the clients. On a shared machine whose speed
+// changes from one minute to the next, running them together is the fair
+// comparison; the build that costs less CPU per write gets more writes.
+func BenchmarkBuildsSideBySide(b *testing.B) {
+	other := os.Getenv("LINTEL_BIN_B")
+	if other == "" {
+		b.Skip("set LINTEL_BIN_B to the build to compare with")
+	}
+	const clients = 32
+	loadFor := 20 * time.Second
+	b.ReportMetric(0, "ns/op")
+	ca := startCluster(b, 3)
+	cb := newCluster(b, 3)
+	cb.bin = other
+	startNodes(cb)
+	type side struct {
+		ok, failed int64
+		cpu        float64
+		lat        []time.Duration
+	}
+	run := func(c *cluster, out *side) {
+		var pids []int
+		for _, n := range c.nodes {
+			pids = append(pids, n.cur().cmd.Process.Pid)
+		}
+		w, closeW := c.lintelSpreadWriter("Side")
+		defer closeW()
+		cpu0 := cpuTotal(b, pids)
+		out.ok, out.failed, out.lat = spread(clients, loadFor, w)
+		out.cpu = cpuTotal(b, pids) - cpu0
+	}
+	var a, o side
+	var wg sync.WaitGroup
+	wg.Go(func() { run(ca, &a) })
+	wg.Go(func() { run(cb, &o) })
+	wg.Wait()
+	for name, s := range map[string]*side{"a": &a, "b": &o} {
+		b.ReportMetric(float64(s.ok)/loadFor.Seconds(), name+"_writes/s")
+		b.ReportMetric(1e6*s.cpu/float64(max(s.ok, 1)), name+"_cpu_us/write")
+		b.Logf("%s: %.0f writes/s, %.0f µs CPU per write, p50 %s, %d failed", name, float64(s.ok)/loadFor.Seconds(),
+			1e6*s.cpu/float64(max(s.ok, 1)), fmtMS(percentile(s.lat, 0.5)), s.failed)
+	}
+}

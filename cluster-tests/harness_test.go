@@ -208,7 +208,11 @@ func (n *node) start(join string, extra ...string) {
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "\n==== %s cluster-tests: starting lintel %s\n", time.Now().UTC().Format(time.RFC3339Nano), strings.Join(args, " "))
-	cmd := exec.Command(lintelBin, args...)
+	bin := lintelBin
+	if n.c.bin != "" {
+		bin = n.c.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = childEnv()
 	if err := cmd.Start(); err != nil {
@@ -283,6 +287,7 @@ func (n *node) term(wait time.Duration) (time.Duration, int, error) {
 // cluster is a set of nodes started by one test, with one operator session.
 type cluster struct {
 	t      testing.TB
+	bin    string // the lintel binary, lintelBin when empty
 	dir    string
 	nodes  []*node
 	client *http.Client
