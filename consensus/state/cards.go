@@ -259,13 +259,16 @@ func (b *cardIndexes) add(c *Card) {
 
 // into builds the indexes into s. The card list is sorted once; the
 // status list is the same order split by status (a stable partition), so
-// it needs no sort of its own.
+// it needs no sort of its own. The counts and the link indexes build on a
+// second goroutine while this one sorts, and the status list while this one
+// builds the list: a restore has the node's cores to itself.
 func (b *cardIndexes) into(s *State) {
 	var wg sync.WaitGroup
-	// The counts on a second goroutine, while this one sorts the list.
 	wg.Go(func() {
 		s.privateIDs = countKeys(b.privateIDs)
 		s.holderConfigs = countKeys(b.holderConfigs)
+		s.siteCards = countKeys(b.siteCards)
+		s.cardByLink, s.cardByOldLink = buildIndex(b.link), buildIndex(b.oldLink)
 	})
 	// Groups in key order, so that sorting by group number sorts by key.
 	order := slices.Clone(b.groupKeys)
@@ -280,24 +283,27 @@ func (b *cardIndexes) into(s *State) {
 	slices.SortFunc(b.list, func(x, y listEntry) int {
 		return cmp.Or(cmp.Compare(x.group, y.group), cmp.Compare(x.head, y.head), strings.Compare(x.cursor, y.cursor))
 	})
+	wg.Go(func() {
+		byStatus := map[string][]*listEntry{} // group key + status → entries in list order
+		for i := range b.list {
+			e := &b.list[i]
+			k := order[e.group] + e.status + "\x00"
+			byStatus[k] = append(byStatus[k], e)
+		}
+		status := immutable.NewSortedMapBuilder[string, string](keyOrder{})
+		for _, k := range slices.Sorted(maps.Keys(byStatus)) {
+			for _, e := range byStatus[k] {
+				status.Set(k+e.cursor, e.id)
+			}
+		}
+		s.cardStatusList = index[string]{status.Map()}
+	})
 	list := immutable.NewSortedMapBuilder[string, string](keyOrder{})
-	byStatus := map[string][]*listEntry{} // group key + status → entries in list order
 	for i := range b.list {
 		e := &b.list[i]
 		list.Set(order[e.group]+e.cursor, e.id)
-		k := order[e.group] + e.status + "\x00"
-		byStatus[k] = append(byStatus[k], e)
 	}
 	s.cardList = index[string]{list.Map()}
-	status := immutable.NewSortedMapBuilder[string, string](keyOrder{})
-	for _, k := range slices.Sorted(maps.Keys(byStatus)) {
-		for _, e := range byStatus[k] {
-			status.Set(k+e.cursor, e.id)
-		}
-	}
-	s.cardStatusList = index[string]{status.Map()}
-	s.cardByLink, s.cardByOldLink = buildIndex(b.link), buildIndex(b.oldLink)
-	s.siteCards = countKeys(b.siteCards)
 	wg.Wait()
 }
 

@@ -142,10 +142,15 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 	body = nil
 	s.reindexTables()
 
-	// A restore is mostly table inserts, in key order. The card indexes are
-	// built on a second goroutine while this one reads and inserts the cards.
-	var cards *worker[Card]
+	// A restore is mostly record decoding and table inserts, in key order:
+	// this goroutine decodes, a second one inserts the records into their
+	// table and collects the card indexes.
+	var holders *worker[entry[Cardholder]]
+	var cards *worker[entry[Card]]
 	defer func() {
+		if holders != nil {
+			holders.stop()
+		}
 		if cards != nil {
 			cards.stop()
 		}
@@ -155,32 +160,42 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	holders := newTableBuilder[Cardholder]()
+	hb := newTableBuilder[Cardholder]()
+	holders = startWorker(n, func(b []entry[Cardholder]) {
+		for i := range b {
+			hb.Put(b[i].k, b[i].v)
+		}
+	})
+	hbuf := holders.get()
 	err = readRecords(rr, "cardholders", n, func(d *rec) string {
 		k, h := d.cardholder()
-		holders.Put(k, h)
+		hbuf = append(hbuf, entry[Cardholder]{k, h})
+		if len(hbuf) == cap(hbuf) {
+			holders.put(hbuf)
+			hbuf = holders.get()
+		}
 		return k
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.Cardholders = holders.Table()
+	holders.put(hbuf)
 
 	if n, err = rr.section("cards"); err != nil {
 		return nil, err
 	}
 	idx := newCardIndexes(sizeHint(n))
-	cards = startWorker(n, func(b []Card) {
+	all := newTableBuilder[Card]()
+	cards = startWorker(n, func(b []entry[Card]) {
 		for i := range b {
-			idx.add(&b[i])
+			all.Put(b[i].k, b[i].v)
+			idx.add(&b[i].v)
 		}
 	})
 	cb := cards.get()
-	all := newTableBuilder[Card]()
 	err = readRecords(rr, "cards", n, func(d *rec) string {
 		k, c := d.card()
-		all.Put(k, c)
-		cb = append(cb, c)
+		cb = append(cb, entry[Card]{k, c})
 		if len(cb) == cap(cb) {
 			cards.put(cb)
 			cb = cards.get()
@@ -191,7 +206,6 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 		return nil, err
 	}
 	cards.put(cb)
-	s.Cards = all.Table()
 
 	if n, err = rr.section("outbox"); err != nil {
 		return nil, err
@@ -226,8 +240,10 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("snapshot: data after the end")
 	}
+	holders.stop()
 	cards.stop()
-	cards = nil
+	holders, cards = nil, nil
+	s.Cardholders, s.Cards = hb.Table(), all.Table()
 	idx.into(s)
 	return s, nil
 }
