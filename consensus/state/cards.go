@@ -261,7 +261,7 @@ func (b *cardIndexes) add(c *Card) {
 // status list is the same order split by status (a stable partition), so
 // it needs no sort of its own. The counts and the link indexes build on a
 // second goroutine while this one sorts, and the status list while this one
-// builds the list: a restore has the node's cores to itself.
+// builds the list: a restore is CPU work that can use more than one core.
 func (b *cardIndexes) into(s *State) {
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -433,7 +433,9 @@ const (
 func (s *State) expireQueue(q List[string], window time.Duration, most int, maxBytes int64) List[string] {
 	cut := s.Clock.Add(-window)
 	n := 0
-	for _, id := range q.All() {
+	// By position, not q.All: an iterator is an allocation on every apply.
+	for ; n < q.Len(); n++ {
+		id := q.Index(n)
 		e, ok := s.Dedup.Get(id)
 		if ok && !e.At.Before(cut) && q.Len()-n < most && (maxBytes == 0 || s.dedupKeptBytes <= maxBytes) {
 			break
@@ -442,7 +444,6 @@ func (s *State) expireQueue(q List[string], window time.Duration, most int, maxB
 			s.dedupKeptBytes -= int64(len(e.Result.Value))
 		}
 		s.Dedup.Delete(id)
-		n++
 	}
 	q.DropFront(n)
 	return q

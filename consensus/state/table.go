@@ -147,21 +147,27 @@ func (t *Table[V]) UnmarshalJSON(b []byte) error {
 }
 
 // List is a persistent list: Append and DropFront make new versions and
-// leave earlier ones as they were.
+// leave earlier ones as they were. DropFront only moves the list's start
+// until listDropAt items are dropped, then cuts them off the tree at once:
+// the dedup queues drop one item on nearly every apply, and a cut copies a
+// path of the tree each time.
 type List[V any] struct {
-	l *immutable.List[V]
+	l     *immutable.List[V]
+	start int // items before it are dropped
 }
+
+const listDropAt = 1024
 
 // Len is the number of items.
 func (l List[V]) Len() int {
 	if l.l == nil {
 		return 0
 	}
-	return l.l.Len()
+	return l.l.Len() - l.start
 }
 
 // Index returns item i (0 ≤ i < Len).
-func (l List[V]) Index(i int) V { return l.l.Get(i) }
+func (l List[V]) Index(i int) V { return l.l.Get(l.start + i) }
 
 // Append adds v at the end, in a new version.
 func (l *List[V]) Append(v V) {
@@ -176,11 +182,14 @@ func (l *List[V]) DropFront(n int) {
 	if n <= 0 || l.l == nil {
 		return
 	}
-	if n >= l.l.Len() {
-		l.l = nil
+	if n >= l.Len() {
+		*l = List[V]{}
 		return
 	}
-	l.l = l.l.Slice(n, l.l.Len())
+	l.start += n
+	if l.start >= listDropAt {
+		l.l, l.start = l.l.Slice(l.start, l.l.Len()), 0
+	}
 }
 
 // All yields every item in order.
@@ -189,8 +198,11 @@ func (l List[V]) All() iter.Seq2[int, V] {
 		if l.l == nil {
 			return
 		}
-		for it := l.l.Iterator(); !it.Done(); {
-			if !yield(it.Next()) {
+		it := l.l.Iterator()
+		it.Seek(l.start)
+		for !it.Done() {
+			i, v := it.Next()
+			if !yield(i-l.start, v) {
 				return
 			}
 		}
@@ -206,7 +218,7 @@ func ListOf[V any](items ...V) List[V] {
 	for _, v := range items {
 		b.Append(v)
 	}
-	return List[V]{b.List()}
+	return List[V]{l: b.List()}
 }
 
 // Slice copies the items into a slice.
