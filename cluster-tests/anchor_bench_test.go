@@ -240,10 +240,7 @@ func BenchmarkWritesAgainstEtcd(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var pids []int
-	for _, n := range c.nodes {
-		pids = append(pids, n.cur().cmd.Process.Pid)
-	}
+	pids := c.pids()
 	w, closeW := c.lintelSpreadWriter("Spread")
 	lcpu0 := cpuTotal(b, pids)
 	lok, lfail, llat := spread(clients, loadFor, w)
@@ -281,10 +278,7 @@ func BenchmarkWritesAgainstEtcd(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var epids []int
-	for _, m := range ms {
-		epids = append(epids, m.cmd.Process.Pid)
-	}
+	epids := etcdPids(ms)
 	ecpu0 := cpuTotal(b, epids)
 	eok, efail, elat := spread(clients, loadFor, func(g, i int) error {
 		return etcdPut(cl, ms[g%len(ms)], fmt.Sprintf("spread/%02d/%06d", g, i))
@@ -298,8 +292,8 @@ func BenchmarkWritesAgainstEtcd(b *testing.B) {
 	b.ReportMetric(ms50(efl), "etcd_follower_p50_ms")
 	b.ReportMetric(ms50(ell), "etcd_leader_p50_ms")
 	b.ReportMetric(eps, "etcd_spread_puts/s")
-	b.ReportMetric(1e6*lcpu/float64(max(lok, 1)), "cpu_us/write")
-	b.ReportMetric(1e6*ecpu/float64(max(eok, 1)), "etcd_cpu_us/put")
+	b.ReportMetric(usPerWrite(lcpu, lok), "cpu_us/write")
+	b.ReportMetric(usPerWrite(ecpu, eok), "etcd_cpu_us/put")
 	pp := func(d []time.Duration) string { return fmtMS(percentile(d, 0.5)) + " / " + fmtMS(percentile(d, 0.99)) }
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Writes, 3 nodes on this machine, fsync on: Lintel and etcd %s in the same run\n", "3.4")
@@ -312,8 +306,7 @@ func BenchmarkWritesAgainstEtcd(b *testing.B) {
 	row("  failed writes", fmt.Sprint(lfail), fmt.Sprint(efail), "0")
 	// CPU per write is the figure a shared machine (steal, other tenants)
 	// moves least: on 2 cores both systems run out of CPU under this load.
-	perWrite := func(cpu float64, n int64) string { return fmt.Sprintf("%.0f µs", 1e6*cpu/float64(max(n, 1))) }
-	row("  CPU of the 3 servers per write", perWrite(lcpu, lok), perWrite(ecpu, eok), "")
+	row("  CPU of the 3 servers per write", fmt.Sprintf("%.0f µs", usPerWrite(lcpu, lok)), fmt.Sprintf("%.0f µs", usPerWrite(ecpu, eok)), "")
 	b.Log(sb.String())
 	if lfail > 0 {
 		b.Errorf("%d Lintel writes failed under load", lfail)
@@ -337,6 +330,26 @@ func cpuSeconds(pid int) (float64, error) {
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
 }
+
+// pids are the processes of the cluster's nodes.
+func (c *cluster) pids() []int {
+	var out []int
+	for _, n := range c.nodes {
+		out = append(out, n.cur().cmd.Process.Pid)
+	}
+	return out
+}
+
+func etcdPids(ms []*etcdMember) []int {
+	var out []int
+	for _, m := range ms {
+		out = append(out, m.cmd.Process.Pid)
+	}
+	return out
+}
+
+// usPerWrite is CPU seconds spread over n writes, in µs.
+func usPerWrite(cpu float64, n int64) float64 { return 1e6 * cpu / float64(max(n, 1)) }
 
 // cpuTotal is the CPU seconds the processes used so far.
 func cpuTotal(b testing.TB, pids []int) float64 {
@@ -380,10 +393,9 @@ func BenchmarkIdleCPU(b *testing.B) {
 	c := startCluster(b, 3)
 	leader := c.leader(10 * time.Second)
 	time.Sleep(5 * time.Second) // joins, peers.json, the first reconcile
-	var pids []int
+	pids := c.pids()
 	var names []string
 	for _, n := range c.nodes {
-		pids = append(pids, n.cur().cmd.Process.Pid)
 		role := "follower"
 		if n == leader {
 			role = "leader"
@@ -396,11 +408,7 @@ func BenchmarkIdleCPU(b *testing.B) {
 	}
 	ms := startEtcd(b, 3)
 	time.Sleep(5 * time.Second)
-	var epids []int
-	for _, m := range ms {
-		epids = append(epids, m.cmd.Process.Pid)
-	}
-	ec := idleCPU(b, epids, d)
+	ec := idleCPU(b, etcdPids(ms), d)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Idle CPU, %% of one core over %v (before: leader 11 %%, follower 4 %%; target ≤ 2 %%)\n", d)
 	worst := 0.0
@@ -435,10 +443,7 @@ func BenchmarkBuildsSideBySide(b *testing.B) {
 		lat        []time.Duration
 	}
 	run := func(c *cluster, out *side) {
-		var pids []int
-		for _, n := range c.nodes {
-			pids = append(pids, n.cur().cmd.Process.Pid)
-		}
+		pids := c.pids()
 		w, closeW := c.lintelSpreadWriter("Side")
 		defer closeW()
 		cpu0 := cpuTotal(b, pids)
@@ -450,10 +455,13 @@ func BenchmarkBuildsSideBySide(b *testing.B) {
 	wg.Go(func() { run(ca, &a) })
 	wg.Go(func() { run(cb, &o) })
 	wg.Wait()
-	for name, s := range map[string]*side{"a": &a, "b": &o} {
-		b.ReportMetric(float64(s.ok)/loadFor.Seconds(), name+"_writes/s")
-		b.ReportMetric(1e6*s.cpu/float64(max(s.ok, 1)), name+"_cpu_us/write")
-		b.Logf("%s: %.0f writes/s, %.0f µs CPU per write, p50 %s, %d failed", name, float64(s.ok)/loadFor.Seconds(),
-			1e6*s.cpu/float64(max(s.ok, 1)), fmtMS(percentile(s.lat, 0.5)), s.failed)
+	for _, r := range []struct {
+		name string
+		s    *side
+	}{{"a", &a}, {"b", &o}} {
+		rate, cpu := float64(r.s.ok)/loadFor.Seconds(), usPerWrite(r.s.cpu, r.s.ok)
+		b.ReportMetric(rate, r.name+"_writes/s")
+		b.ReportMetric(cpu, r.name+"_cpu_us/write")
+		b.Logf("%s: %.0f writes/s, %.0f µs CPU per write, p50 %s, %d failed", r.name, rate, cpu, fmtMS(percentile(r.s.lat, 0.5)), r.s.failed)
 	}
 }
