@@ -143,8 +143,8 @@ func decodeV2(br *bufio.Reader) (*State, error) {
 	s.reindexTables()
 
 	// A restore is mostly record decoding and table inserts, in key order:
-	// this goroutine decodes, a second one inserts the records into their
-	// table and collects the card indexes.
+	// this goroutine decodes, and a worker per section inserts the records
+	// into their table (and, for cards, collects the card indexes).
 	var holders *worker[entry[Cardholder]]
 	var cards *worker[entry[Card]]
 	defer func() {
