@@ -8,11 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.etcd.io/bbolt"
 )
 
-// A follower's raft.db damaged while it was down: cut short, then empty. It
+// A follower's log damaged while it was down: its segment cut short, then
+// its metadata emptied. It
 // must refuse to start with one line naming the file and what to do, never
 // bootstrap a cluster of its own; with its raft/ moved aside and --join it
 // catches up from the others.
@@ -41,7 +40,7 @@ func TestDamagedRaftLogRefusedThenRejoins(t *testing.T) {
 		return err
 	})
 	f.kill()
-	db := filepath.Join(f.dir, "raft", "raft.db")
+	db := filepath.Join(f.dir, "raft", "wal", "wal-meta.db")
 
 	// refused runs the node to its exit and returns its error line.
 	refused := func(what string) string {
@@ -93,19 +92,25 @@ func TestDamagedRaftLogRefusedThenRejoins(t *testing.T) {
 		}
 	}
 
-	// (a) Cut to half the bytes its pages use: bbolt would fault on the rest.
-	bdb, err := bbolt.Open(db, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	// (a) The log's segment cut to half the bytes its entries use (raft-wal
+	// preallocates the file; the rest is zeros): the node had applied more.
+	segs, _ := filepath.Glob(filepath.Join(f.dir, "raft", "wal", "*.wal"))
+	if len(segs) == 0 {
+		t.Fatal("no log segment")
+	}
+	seg := segs[len(segs)-1]
+	b, err := os.ReadFile(seg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var used int64
-	bdb.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil })
-	ps := int64(bdb.Info().PageSize)
-	bdb.Close()
-	if err := os.Truncate(db, used/2/ps*ps); err != nil {
+	used := len(b)
+	for used > 0 && b[used-1] == 0 {
+		used--
+	}
+	if err := os.Truncate(seg, int64(used/2)); err != nil {
 		t.Fatal(err)
 	}
-	if line := refused("raft.db cut short"); !strings.Contains(line, "is damaged") || !strings.Contains(line, "aside") {
+	if line := refused("log segment cut short"); !strings.Contains(line, "is damaged") || !strings.Contains(line, "aside") {
 		t.Errorf("cut short: %s", line)
 	}
 	sameCluster("after the cut-short start")
@@ -114,7 +119,7 @@ func TestDamagedRaftLogRefusedThenRejoins(t *testing.T) {
 	if err := os.Truncate(db, 0); err != nil {
 		t.Fatal(err)
 	}
-	if line := refused("raft.db empty"); !strings.Contains(line, "says this node is a member") {
+	if line := refused("log metadata empty"); !strings.Contains(line, "says this node is a member") {
 		t.Errorf("empty: %s", line)
 	}
 	sameCluster("after the empty start")

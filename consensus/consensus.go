@@ -93,7 +93,7 @@ type Raft struct {
 	cfg       Config
 	raft      *raft.Raft
 	fsm       *fsm
-	logs      *raftboltdb.BoltStore
+	logs      *logStore
 	transport *tapTransport
 	cache     raft.LogStore
 	mark      *appliedMark
@@ -135,25 +135,27 @@ func Open(c Config) (*Raft, error) {
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return nil, err
 	}
-	// fsync stays on: NoSync loses acknowledged writes on a crash.
-	store, err := openStore(filepath.Join(raftDir, "raft.db"))
+	mark, err := openAppliedMark(filepath.Join(raftDir, "applied"))
 	if err != nil {
+		return nil, err
+	}
+	// fsync stays on: an append returns once its batch is on disk.
+	store, err := openLog(c.DataDir, mark.Index(), logger)
+	if err != nil {
+		mark.Close()
 		return nil, err
 	}
 	cache, err := raft.NewLogCache(1024, store)
 	if err != nil {
+		mark.Close()
 		store.Close()
 		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.DataDir, 2, logger)
 	if err != nil {
+		mark.Close()
 		store.Close()
 		return nil, fmt.Errorf("open snapshots: %w", err)
-	}
-	mark, err := openAppliedMark(filepath.Join(raftDir, "applied"))
-	if err != nil {
-		store.Close()
-		return nil, err
 	}
 	f := newFSM(c.Observe)
 	f.archive = c.Archive

@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
+
+	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // A damaged data dir must stop the node with a message that says what to do,
@@ -32,11 +34,21 @@ import (
 const catchUp = "restart with --join <gossip address of another node> to catch up from the others"
 
 func damagedStore(path, why string) error {
-	return fmt.Errorf("%s is damaged (%s): move %s aside and %s", path, oneLine(why), filepath.Dir(path), catchUp)
+	return fmt.Errorf("%s is damaged (%s): move %s aside and %s", path, oneLine(why), raftDirOf(path), catchUp)
 }
 
 func emptyStore(path string) error {
-	return fmt.Errorf("%s is empty: move %s aside and %s", path, filepath.Dir(path), catchUp)
+	return fmt.Errorf("%s is empty: move %s aside and %s", path, raftDirOf(path), catchUp)
+}
+
+// raftDirOf is DATA/raft for a file in it or in its wal/: the log, the
+// applied mark and the term go aside together.
+func raftDirOf(path string) string {
+	d := filepath.Dir(path)
+	if filepath.Base(d) == "wal" {
+		d = filepath.Dir(d)
+	}
+	return d
 }
 
 func storeInUse(path string) error {
@@ -113,7 +125,21 @@ func checkStore(path string) error {
 	if len(metas) > 0 {
 		newest = metas[0].Index
 	}
-	err = guarded(func() error {
+	var gap logGap
+	switch err := checkBolt(path, newest); {
+	case errors.As(err, &gap):
+		return gapError(dataDir, path, metas, gap)
+	default:
+		return err
+	}
+}
+
+// checkBolt reads every page of the bbolt file at path once, read-only, on
+// this goroutine (see checkStore); a raft-boltdb "logs" bucket is decoded
+// entry by entry against the newest snapshot's index. A gap comes back as a
+// logGap; other damage as an error naming the file.
+func checkBolt(path string, newest uint64) error {
+	err := guarded(func() error {
 		// First what the meta page says against the file, so that a file cut
 		// short is named as such rather than by the fault it would cause.
 		f, err := os.Open(path)
@@ -137,7 +163,7 @@ func checkStore(path string) error {
 	case errors.Is(err, bberrors.ErrTimeout):
 		return storeInUse(path)
 	case errors.As(err, &gap):
-		return gapError(dataDir, metas, gap)
+		return gap
 	case err != nil:
 		return damagedStore(path, err.Error())
 	}
@@ -364,7 +390,63 @@ var (
 // check runs when Open opens the log). A missing or empty raft.db holds
 // none; the node tells from node.json whether it should have.
 func hasState(dataDir string) (bool, error) {
-	path := filepath.Join(dataDir, "raft", "raft.db")
+	meta := walMetaOf(dataDir)
+	fi, err := os.Stat(meta)
+	if errors.Is(err, os.ErrNotExist) {
+		if segs := segmentFiles(walDirOf(dataDir)); len(segs) > 0 {
+			return false, damagedStore(meta, fmt.Sprintf("it is missing, and %d segment files of the log are left", len(segs)))
+		}
+		return hasBoltState(dataDir)
+	}
+	if err != nil {
+		return false, err
+	}
+	if fi.Size() == 0 {
+		return false, nil
+	}
+	var term uint64
+	err = guarded(func() error {
+		db, err := openReadOnly(meta, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		size, err := checkSize(db, meta)
+		if err != nil {
+			return err
+		}
+		return db.View(func(tx *bbolt.Tx) error {
+			if err := checkReach(tx, size); err != nil {
+				return err
+			}
+			// raft-wal keeps Raft's keys in "stable", integers little-endian.
+			if b := tx.Bucket([]byte(metadb.StableBucket)); b != nil {
+				if v := b.Get(keyCurrentTerm); len(v) == 8 {
+					term = binary.LittleEndian.Uint64(v)
+				}
+			}
+			return nil
+		})
+	})
+	if errors.Is(err, bberrors.ErrTimeout) {
+		return false, storeInUse(meta)
+	}
+	if err != nil {
+		return false, damagedStore(meta, err.Error())
+	}
+	metas, err := listSnapshots(dataDir)
+	if err != nil {
+		return false, err
+	}
+	// Raft sets the term before it stores an entry (a bootstrap, or a
+	// leader's first append).
+	return term > 0 || len(metas) > 0, nil
+}
+
+// hasBoltState is hasState for a data dir of an earlier build, whose log is
+// raft.db until Open moves it into the WAL.
+func hasBoltState(dataDir string) (bool, error) {
+	path := boltLogOf(dataDir)
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -454,11 +536,11 @@ func checkNewestSnapshot(dataDir string, metas []*raft.SnapshotMeta) error {
 	return nil
 }
 
-func gapError(dataDir string, metas []*raft.SnapshotMeta, g logGap) error {
+func gapError(dataDir, log string, metas []*raft.SnapshotMeta, g logGap) error {
 	what := "there is no readable snapshot"
 	if len(metas) > 0 {
 		what = fmt.Sprintf("the newest readable snapshot ends at entry %d", metas[0].Index)
 	}
 	return fmt.Errorf("%s lacks log entries %d to %d, and %s in %s (a snapshot is damaged or was moved aside): %s",
-		filepath.Join(dataDir, "raft", "raft.db"), g.from, g.to, what, filepath.Join(dataDir, "snapshots"), both(dataDir))
+		log, g.from, g.to, what, filepath.Join(dataDir, "snapshots"), both(dataDir))
 }

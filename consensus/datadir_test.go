@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hashicorp/raft-wal/migrate"
 	"go.etcd.io/bbolt"
 
 	"lintel/consensus/command"
@@ -62,6 +65,42 @@ func sampleDataDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// boltDataDir is the sample as an earlier build left it: the log in
+// DATA/raft/raft.db (raft-boltdb), which Open checks and moves into the WAL.
+func boltDataDir(t *testing.T) string {
+	t.Helper()
+	dir := sampleDataDir(t)
+	toBolt(t, dir)
+	return dir
+}
+
+// toBolt turns dir's WAL back into a raft.db, entries and Raft's keys.
+func toBolt(t testing.TB, dir string) {
+	t.Helper()
+	w, err := openWAL(walDirOf(dir), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := raftboltdb.New(raftboltdb.Options{Path: boltLogOf(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate.CopyLogs(context.Background(), b, w, 1<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"CurrentTerm", "LastVoteTerm"} {
+		v, _ := w.GetUint64([]byte(k))
+		b.SetUint64([]byte(k), v)
+	}
+	v, _ := w.Get([]byte("LastVoteCand"))
+	b.Set([]byte("LastVoteCand"), v)
+	b.Close()
+	w.Close()
+	if err := os.RemoveAll(walDirOf(dir)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -196,7 +235,7 @@ func TestOpenRefusesDamagedLog(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := sampleDataDir(t)
+			dir := boltDataDir(t)
 			db := filepath.Join(dir, "raft", "raft.db")
 			c.damage(t, db)
 			err := openErr(dir)
@@ -221,7 +260,7 @@ func TestOpenRefusesDamagedLog(t *testing.T) {
 // store opens (a free page) or the open fails naming the file; the process
 // never crashes and no damage reaches Raft.
 func TestOpenStoreSurvivesEachPageDamaged(t *testing.T) {
-	src := filepath.Join(sampleDataDir(t), "raft", "raft.db")
+	src := filepath.Join(boltDataDir(t), "raft", "raft.db")
 	orig, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +302,7 @@ func TestOpenStoreSurvivesEachPageDamaged(t *testing.T) {
 // A freelist that lists a page in use (bbolt would hand it out again and
 // overwrite live data) is found by bbolt's own check.
 func TestOpenRefusesFreelistListingPageInUse(t *testing.T) {
-	dir := sampleDataDir(t)
+	dir := boltDataDir(t)
 	db := filepath.Join(dir, "raft", "raft.db")
 	b, err := os.ReadFile(db)
 	if err != nil {
@@ -286,7 +325,7 @@ func TestOpenRefusesFreelistListingPageInUse(t *testing.T) {
 	}
 	n := le.Uint16(fl[10:])
 	// One page dropped from the freelist is only lost space: the node starts.
-	leak := sampleDataDir(t)
+	leak := boltDataDir(t)
 	overwrite(t, filepath.Join(leak, "raft", "raft.db"), freelist*ps+10, binary.NativeEndian.AppendUint16(nil, n-1))
 	if err := openErr(leak); err != nil {
 		t.Errorf("a page leaked from the freelist: %v", err)
@@ -302,7 +341,7 @@ func TestDamageCheckKeepsInUseError(t *testing.T) {
 	dir := sampleDataDir(t)
 	r := open(t, "n1", dir)
 	defer r.Close()
-	db := filepath.Join(dir, "raft", "raft.db")
+	db := walMetaOf(dir)
 	for name, err := range map[string]error{"Open": openErr(dir), "HasState": func() error { _, err := HasState(dir); return err }()} {
 		if err == nil || !strings.Contains(err.Error(), db+" is in use by another lintel process") {
 			t.Errorf("%s on a data dir in use: %v", name, err)
@@ -313,6 +352,9 @@ func TestDamageCheckKeepsInUseError(t *testing.T) {
 func TestHasStateOnSampleLog(t *testing.T) {
 	if has, err := HasState(sampleDataDir(t)); !has || err != nil {
 		t.Fatalf("HasState = %v, %v", has, err)
+	}
+	if has, err := HasState(boltDataDir(t)); !has || err != nil {
+		t.Fatalf("HasState on a raft.db = %v, %v", has, err)
 	}
 	// A new store (no Bootstrap yet) holds none.
 	dir := t.TempDir()
@@ -392,16 +434,17 @@ func TestDamagedSnapshot(t *testing.T) {
 	}
 	// compact deletes the log up to a few entries before the snapshot, as
 	// Raft does once it keeps fewer trailing entries than the log holds.
-	compact := func(t *testing.T, dir string, index uint64) {
-		s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft", "raft.db")})
+	deleteRange := func(t *testing.T, dir string, from, to uint64) {
+		s, err := openWAL(walDirOf(dir), hclog.NewNullLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if err := s.DeleteRange(1, index-5); err != nil {
+		if err := s.DeleteRange(from, to); err != nil {
 			t.Fatal(err)
 		}
 	}
+	compact := func(t *testing.T, dir string, index uint64) { deleteRange(t, dir, 1, index-5) }
 
 	t.Run("state.bin cut short", func(t *testing.T) {
 		dir, snap, _ := build(t)
@@ -430,7 +473,7 @@ func TestDamagedSnapshot(t *testing.T) {
 		}
 		// Raft would panic in NewRaft.
 		err := openErr(dir)
-		wantAdvice(t, err, filepath.Join(dir, "raft", "raft.db"), "lacks log entries 1 to", "no readable snapshot", filepath.Join(dir, "snapshots"), "--join")
+		wantAdvice(t, err, walDirOf(dir), "lacks log entries 1 to", "no readable snapshot", filepath.Join(dir, "snapshots"), "--join")
 		t.Log(err)
 	})
 	t.Run("snapshot moved aside, log compacted", func(t *testing.T) {
@@ -439,10 +482,19 @@ func TestDamagedSnapshot(t *testing.T) {
 		if err := os.Rename(snap, filepath.Join(dir, "aside")); err != nil {
 			t.Fatal(err)
 		}
-		wantAdvice(t, openErr(dir), filepath.Join(dir, "raft", "raft.db"), "lacks log entries", "--join")
+		wantAdvice(t, openErr(dir), walDirOf(dir), "lacks log entries", "--join")
 	})
 	t.Run("entries missing after the snapshot", func(t *testing.T) {
+		// The WAL deletes only a prefix or a suffix: the log starts too late.
 		dir, _, index := build(t)
+		deleteRange(t, dir, 1, index+3)
+		wantAdvice(t, openErr(dir), walDirOf(dir), fmt.Sprintf("lacks log entries %d to %d", index+1, index+3),
+			fmt.Sprintf("snapshot ends at entry %d", index), "--join")
+	})
+	t.Run("entries missing after the snapshot, raft.db", func(t *testing.T) {
+		// A log of an earlier build can have a gap anywhere.
+		dir, _, index := build(t)
+		toBolt(t, dir)
 		s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft", "raft.db")})
 		if err != nil {
 			t.Fatal(err)
@@ -456,12 +508,7 @@ func TestDamagedSnapshot(t *testing.T) {
 		// A follower that installed a snapshot keeps trailing entries below
 		// it and appends after it: a gap Raft never reads.
 		dir, _, _ := build(t)
-		s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft", "raft.db")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.DeleteRange(5, 10)
-		s.Close()
+		deleteRange(t, dir, 1, 10)
 		if has, err := HasState(dir); !has || err != nil {
 			t.Fatalf("HasState = %v, %v", has, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"lintel/consensus"
 )
 
 // identity is node.json: who this data dir belongs to.
@@ -125,18 +127,19 @@ func withMember(dir string, id identity) (identity, error) {
 	return id, saveIdentity(dir, id)
 }
 
-// checkLostState refuses to start a member whose Raft state is gone (raft.db
-// missing or empty) without --join: bootstrapping would make a second
-// cluster with a new admin password, and waiting would serve nothing.
+// checkLostState refuses to start a member whose Raft state is gone (the
+// log's metadata missing or empty) without --join: bootstrapping would make
+// a second cluster with a new admin password, and waiting would serve
+// nothing.
 func checkLostState(dir string, id identity, hasState, join bool) error {
 	if hasState || join || !id.member(dir) {
 		return nil
 	}
-	db, nj := filepath.Join(dir, "raft", "raft.db"), filepath.Join(dir, "node.json")
+	db, nj := consensus.LogFile(dir), filepath.Join(dir, "node.json")
 	todo := "restart with --join <gossip address of another node> to catch up from the others"
 	if fi, err := os.Stat(db); err == nil && fi.Size() == 0 {
 		// bbolt cannot open an empty file read-only; Open refuses it too.
-		todo = "move " + filepath.Dir(db) + " aside and " + todo
+		todo = "move " + filepath.Join(dir, "raft") + " aside and " + todo
 	}
 	return fmt.Errorf("%s is missing or empty, but %s says this node is a member of a cluster: %s, or use a new --data-dir to start a new cluster", db, nj, todo)
 }

@@ -35,8 +35,8 @@ func startOut(dir, id string) (*node.Node, string, error) {
 	return n, out.String(), err
 }
 
-// A member whose raft.db is gone or empty refuses to start without --join,
-// and never bootstraps a second cluster.
+// A member whose log is gone or its metadata empty refuses to start without
+// --join, and never bootstraps a second cluster.
 func TestMemberWithoutRaftStateRefuses(t *testing.T) {
 	dir := t.TempDir()
 	n := testnode.StartIn(t, dir, "n1")
@@ -44,13 +44,13 @@ func TestMemberWithoutRaftStateRefuses(t *testing.T) {
 		t.Fatalf("node.json after bootstrap: %v", m)
 	}
 	n.Stop()
-	db := filepath.Join(dir, "raft", "raft.db")
+	db := filepath.Join(dir, "raft", "wal", "wal-meta.db")
 	for _, damage := range []string{"empty", "missing", "missing, node.json of an earlier build"} {
 		switch damage {
 		case "empty":
 			os.Truncate(db, 0)
 		case "missing":
-			os.Remove(db)
+			os.RemoveAll(filepath.Dir(db))
 		default:
 			m := nodeJSON(t, dir)
 			delete(m, "cluster_member")
@@ -75,7 +75,7 @@ func TestMemberWithoutRaftStateRefuses(t *testing.T) {
 			t.Errorf("%s: bootstrapped a new cluster:\n%s", damage, out)
 		}
 		if fi, err := os.Stat(db); damage != "empty" && err == nil {
-			t.Errorf("%s: the refused start made a raft.db (%d bytes)", damage, fi.Size())
+			t.Errorf("%s: the refused start made a new log (%d bytes)", damage, fi.Size())
 		}
 	}
 }
