@@ -140,7 +140,7 @@ func Open(c Config) (*Raft, error) {
 		return nil, err
 	}
 	// fsync stays on: an append returns once its batch is on disk.
-	store, err := openLog(c.DataDir, mark.Index(), logger)
+	store, err := openLog(c.DataDir, logger)
 	if err != nil {
 		mark.Close()
 		return nil, err

@@ -516,6 +516,60 @@ func TestDamagedSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("entries missing below the snapshot, raft.db", func(t *testing.T) {
+		// A follower of an earlier build that installed a snapshot: its
+		// raft.db keeps old entries, a gap, then those after the snapshot.
+		dir, _, _ := build(t)
+		toBolt(t, dir)
+		s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft", "raft.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.DeleteRange(5, 10)
+		s.Close()
+		if has, err := HasState(dir); !has || err != nil {
+			t.Fatalf("HasState = %v, %v", has, err)
+		}
+		r := open(t, "n1", dir)
+		defer r.Close()
+		var n int
+		r.Read(func(s *state.State) { n = s.Sites.Len() })
+		if n != 40 {
+			t.Fatalf("%d sites after the move, want 40", n)
+		}
+		waitLeader(t, r)
+		mustApply(t, r, cmd(41, &command.CreateSite{ID: "s41", AccountID: "acc", Name: "Site 41"}))
+	})
+	t.Run("log ends below the snapshot", func(t *testing.T) {
+		// A stop between a snapshot's install and Raft's deleting the log
+		// it replaces: the WAL takes only the entry after its last one.
+		dir, _, index := build(t)
+		s, err := openWAL(walDirOf(dir), hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, _ := s.LastIndex()
+		if err := s.DeleteRange(index-3, last); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		// The install set the applied mark to the snapshot.
+		m, err := openAppliedMark(filepath.Join(dir, "raft", "applied"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Reset(index)
+		m.Close()
+		r := open(t, "n1", dir)
+		defer r.Close()
+		waitLeader(t, r)
+		mustApply(t, r, cmd(41, &command.CreateSite{ID: "s41", AccountID: "acc", Name: "Site 41"}))
+		var n int
+		r.Read(func(s *state.State) { n = s.Sites.Len() })
+		if n != 31 {
+			t.Fatalf("%d sites, want the snapshot's 30 and the new one", n)
+		}
+	})
 	t.Run("meta.json written over, log whole", func(t *testing.T) {
 		// The log still holds everything: the node rebuilds from it.
 		dir, snap, _ := build(t)

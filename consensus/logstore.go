@@ -1,20 +1,23 @@
 package consensus
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
-	"github.com/hashicorp/raft-wal/migrate"
+	"github.com/hashicorp/raft-wal/segment"
+	"go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 )
 
 // The Raft log and stable store is hashicorp's raft-wal in DATA/raft/wal:
@@ -56,6 +59,12 @@ type logStore struct {
 }
 
 func (s *logStore) Close() error {
+	// A write that filled a segment left the switch to the next one to a
+	// goroutine; an empty delete waits for it (under the write lock), so a
+	// clean stop never leaves the sealed tail sealedTail repairs.
+	if first, err := s.FirstIndex(); err == nil && first > 0 {
+		s.DeleteRange(0, 0)
+	}
 	err := s.WAL.Close()
 	if cerr := s.meta.Close(); err == nil {
 		err = cerr
@@ -80,12 +89,20 @@ func segmentFiles(dir string) []string {
 }
 
 // openLog opens the node's log, making it (or moving raft.db into it) when
-// there is none. applied is the durable applied mark: a log that ends below
-// it (and below the newest snapshot) lost entries this node had applied.
-// Every entry is read once before Raft gets the log, on this goroutine, so
-// that damage is an error naming the file, never a crash later.
-func openLog(dataDir string, applied uint64, logger hclog.Logger) (*logStore, error) {
+// there is none. Every entry is read once before Raft gets the log, on this
+// goroutine, so that damage is an error naming the file, never a crash
+// later. (recover compares the log with the applied mark.)
+func openLog(dataDir string, logger hclog.Logger) (*logStore, error) {
 	dir, meta := walDirOf(dataDir), walMetaOf(dataDir)
+	// A repair that stopped between its two renames (rebuildWAL).
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir + ".old"); err == nil {
+			if err := os.Rename(dir+".old", dir); err != nil {
+				return nil, err
+			}
+			syncDir(filepath.Dir(dir))
+		}
+	}
 	fi, err := os.Stat(meta)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -110,19 +127,24 @@ func openLog(dataDir string, applied uint64, logger hclog.Logger) (*logStore, er
 		if err := checkBolt(meta, 0); err != nil {
 			return nil, err
 		}
+		if err := checkMetaBuckets(meta); err != nil {
+			return nil, err
+		}
+		sealed, err := sealedTail(dir)
+		if err != nil {
+			return nil, openFailed(meta, err)
+		}
+		if sealed {
+			if err := rebuildWAL(dataDir, logger); err != nil {
+				return nil, err
+			}
+		}
 	}
-	var w *logStore
-	err = guarded(func() (err error) {
-		w, err = openWAL(dir, logger)
-		return err
-	})
-	if errors.Is(err, fs.ErrPermission) {
-		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
-	}
+	w, err := openWALGuarded(dir, logger)
 	if err != nil {
-		return nil, damagedStore(meta, err.Error())
+		return nil, openFailed(meta, err)
 	}
-	if err := verifyLog(w, dataDir, applied); err != nil {
+	if err := verifyLog(w, dataDir); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -133,11 +155,115 @@ func openLog(dataDir string, applied uint64, logger hclog.Logger) (*logStore, er
 	return w, nil
 }
 
+func openWALGuarded(dir string, logger hclog.Logger) (*logStore, error) {
+	var w *logStore
+	err := guarded(func() (err error) {
+		w, err = openWAL(dir, logger)
+		return err
+	})
+	return w, err
+}
+
+// openFailed words an error from raft-wal's open: a full disk or a failing
+// one is not damage to move aside.
+func openFailed(meta string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("open raft log %s: the disk is full (%v): free space and restart", filepath.Dir(meta), err)
+	case errors.Is(err, syscall.EIO), errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("open raft log %s: %w", filepath.Dir(meta), err)
+	}
+	return damagedStore(meta, err.Error())
+}
+
+// checkMetaBuckets: raft-wal reads both buckets without looking (a missing
+// one is a nil pointer inside NewRaft, where nothing can recover it).
+func checkMetaBuckets(meta string) error {
+	return guardedView(meta, func(tx *bbolt.Tx) error {
+		for _, b := range []string{metadb.MetaBucket, metadb.StableBucket} {
+			if tx.Bucket([]byte(b)) == nil {
+				return damagedStore(meta, fmt.Sprintf("it has no %q bucket", b))
+			}
+		}
+		return nil
+	})
+}
+
+// guardedView runs fn in a read-only view of the bbolt file at path.
+func guardedView(path string, fn func(*bbolt.Tx) error) error {
+	err := guarded(func() error {
+		db, err := openReadOnly(path, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.View(fn)
+	})
+	if errors.Is(err, bberrors.ErrTimeout) {
+		return storeInUse(path)
+	}
+	return err
+}
+
+// sealedTail: raft-wal seals a segment the moment a write fills it and
+// starts the next one on a goroutine of its own. A stop (or a crash) before
+// that goroutine commits leaves a tail that is sealed on disk and open in
+// the metadata; raft-wal then opens it and refuses every append, for good.
+func sealedTail(dir string) (bool, error) {
+	var m metadb.BoltMetaDB
+	ps, err := m.Load(dir)
+	m.Close()
+	if err != nil {
+		return false, err
+	}
+	n := len(ps.Segments)
+	if n == 0 || !ps.Segments[n-1].SealTime.IsZero() {
+		return false, nil
+	}
+	tail, err := segment.NewFiler(dir, walfs.New()).RecoverTail(ps.Segments[n-1])
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // raft-wal makes it again
+	}
+	if err != nil {
+		return false, err
+	}
+	defer tail.Close()
+	sealed, _, err := tail.Sealed()
+	return sealed, err
+}
+
+// rebuildWAL copies the log and Raft's keys into a new WAL and puts it in
+// the old one's place (the old kept as wal.old until the new is in).
+func rebuildWAL(dataDir string, logger hclog.Logger) error {
+	dir := walDirOf(dataDir)
+	src, err := openWALGuarded(dir, logger)
+	if err != nil {
+		return openFailed(walMetaOf(dataDir), err)
+	}
+	first, _ := src.FirstIndex()
+	last, _ := src.LastIndex()
+	err = intoNewWAL(dataDir, src, first, last, logger)
+	src.Close()
+	if err != nil {
+		return fmt.Errorf("rebuild the raft log in %s: %w", dir, err)
+	}
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		return err
+	}
+	if err := os.Rename(dir+".new", dir); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(dir))
+	logger.Warn("the raft log's last segment was sealed but still open (a stop while it filled): rebuilt the log", "entries", max(last+1, first)-first)
+	return os.RemoveAll(dir + ".old")
+}
+
 // verifyLog reads every entry of the log: a segment cut short or written
-// over fails raft-wal's checks or the entry's decoding. raft-wal takes a
-// tail it cannot read for a torn last write and drops it: only the applied
-// mark tells that from entries lost.
-func verifyLog(w *logStore, dataDir string, applied uint64) error {
+// over fails raft-wal's checks or the entry's decoding. Entries all below
+// the newest snapshot (a stop between a snapshot's install and Raft's
+// deleting the log it replaces) are deleted, as Raft would have: the WAL
+// takes only the entry after its last.
+func verifyLog(w *logStore, dataDir string) error {
 	meta := walMetaOf(dataDir)
 	first, err := w.FirstIndex()
 	if err != nil {
@@ -162,13 +288,10 @@ func verifyLog(w *logStore, dataDir string, applied uint64) error {
 		// Raft panics in NewRaft on a log that lacks an entry after the snapshot.
 		return gapError(dataDir, walDirOf(dataDir), metas, logGap{newest + 1, first - 1})
 	}
-	if applied > max(last, newest) {
-		return damagedStore(meta, fmt.Sprintf("the log ends at entry %d, but this node had applied entries up to %d: entries were lost", last, applied))
-	}
 	if last == 0 {
 		return nil
 	}
-	return guarded(func() error {
+	err = guarded(func() error {
 		var l raft.Log
 		for i := first; i <= last; i++ {
 			if err := w.GetLog(i, &l); err != nil {
@@ -180,12 +303,24 @@ func verifyLog(w *logStore, dataDir string, applied uint64) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if last < newest {
+		if err := w.DeleteRange(first, last); err != nil {
+			return openFailed(meta, err)
+		}
+	}
+	return nil
 }
 
 // migrateBolt moves the log of an earlier build (DATA/raft/raft.db) into a
 // new WAL: checked and opened as before, copied into DATA/raft/wal.new,
 // renamed into place, then removed. A stop at any point leaves either
-// raft.db alone (the copy starts again) or the whole WAL.
+// raft.db alone (the copy starts again) or the whole WAL. Only the entries
+// after the newest snapshot are copied: raft-boltdb keeps a follower's old
+// entries below a snapshot it installed, with a gap, and the WAL holds one
+// unbroken run.
 func migrateBolt(dataDir string, logger hclog.Logger) error {
 	old := boltLogOf(dataDir)
 	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
@@ -196,6 +331,41 @@ func migrateBolt(dataDir string, logger hclog.Logger) error {
 		return err
 	}
 	defer src.Close()
+	first, err := src.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := src.LastIndex()
+	if err != nil {
+		return err
+	}
+	metas, err := listSnapshots(dataDir)
+	if err != nil {
+		return err
+	}
+	if len(metas) > 0 {
+		first = max(first, metas[0].Index+1)
+	}
+	if err := intoNewWAL(dataDir, src, first, last, logger); err != nil {
+		return fmt.Errorf("move the raft log from %s to %s: %w (raft.db is unchanged; free space and restart)", old, walDirOf(dataDir), err)
+	}
+	if err := os.Rename(walDirOf(dataDir)+".new", walDirOf(dataDir)); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(old))
+	logger.Info("moved the raft log from raft.db into wal/", "entries", max(last+1, first)-first)
+	return nil
+}
+
+// store is what a log is copied from.
+type store interface {
+	raft.LogStore
+	raft.StableStore
+}
+
+// intoNewWAL writes entries first..last of src (none when last < first)
+// and Raft's keys (those that were ever set) into a new WAL in wal.new.
+func intoNewWAL(dataDir string, src store, first, last uint64, logger hclog.Logger) error {
 	tmp := walDirOf(dataDir) + ".new"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
@@ -205,62 +375,51 @@ func migrateBolt(dataDir string, logger hclog.Logger) error {
 	}
 	dst, err := openWAL(tmp, logger)
 	if err != nil {
-		return fmt.Errorf("make the new raft log in %s: %w", tmp, err)
+		return err
 	}
-	n, err := copyLog(dst, src)
+	err = copyLog(dst, src, first, last)
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("move the raft log from %s to %s: %w (raft.db is unchanged; free space and restart)", old, walDirOf(dataDir), err)
-	}
-	if err := os.Rename(tmp, walDirOf(dataDir)); err != nil {
-		return err
-	}
-	syncDir(filepath.Dir(old))
-	logger.Info("moved the raft log from raft.db into wal/", "entries", n)
-	return nil
+	return err
 }
 
-// copyLog copies the entries and Raft's own keys (those that were ever set).
-func copyLog(dst *logStore, src *raftboltdb.BoltStore) (uint64, error) {
-	first, err := src.FirstIndex()
-	if err != nil {
-		return 0, err
-	}
-	last, err := src.LastIndex()
-	if err != nil {
-		return 0, err
-	}
-	if last > 0 {
-		if err := migrate.CopyLogs(context.Background(), dst, src, 1<<20, nil); err != nil {
-			return 0, err
+func copyLog(dst *logStore, src store, first, last uint64) error {
+	const batchBytes = 1 << 20
+	var batch []*raft.Log
+	size := 0
+	for i := first; i <= last && last > 0; i++ {
+		l := new(raft.Log)
+		if err := src.GetLog(i, l); err != nil {
+			return fmt.Errorf("log entry %d: %w", i, err)
+		}
+		batch, size = append(batch, l), size+len(l.Data)+64
+		if size >= batchBytes || i == last {
+			if err := dst.StoreLogs(batch); err != nil {
+				return err
+			}
+			batch, size = batch[:0], 0
 		}
 	}
 	for _, k := range []string{"CurrentTerm", "LastVoteTerm"} {
 		v, err := src.GetUint64([]byte(k))
 		if err != nil && !notFound(err) {
-			return 0, err
+			return err
 		}
-		if err == nil {
+		if err == nil && v != 0 {
 			if err := dst.SetUint64([]byte(k), v); err != nil {
-				return 0, err
+				return err
 			}
 		}
 	}
 	v, err := src.Get([]byte("LastVoteCand"))
 	if err != nil && !notFound(err) {
-		return 0, err
+		return err
 	}
-	if err == nil {
-		if err := dst.Set([]byte("LastVoteCand"), v); err != nil {
-			return 0, err
-		}
+	if err == nil && len(v) > 0 {
+		return dst.Set([]byte("LastVoteCand"), v)
 	}
-	if last == 0 {
-		return 0, nil
-	}
-	return last - first + 1, nil
+	return nil
 }
 
 func notFound(err error) bool {

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
 
 	"lintel/consensus/command"
 	"lintel/consensus/state"
@@ -164,6 +166,14 @@ func TestOpenRefusesDamagedWAL(t *testing.T) {
 			fi, _ := os.Stat(walMetaOf(dir))
 			os.Truncate(walMetaOf(dir), fi.Size()/2)
 		}, walMetaOf, []string{"is damaged"}},
+		{"metadata without its stable bucket", false, func(t *testing.T, dir string) {
+			db, err := bbolt.Open(walMetaOf(dir), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("stable")) })
+		}, walMetaOf, []string{"is damaged", `no "stable" bucket`}},
 		{"metadata meta pages written over", false, func(t *testing.T, dir string) {
 			overwrite(t, walMetaOf(dir), 0, []byte(strings.Repeat("garbage!", 1024)))
 		}, walMetaOf, []string{"is damaged"}},
@@ -262,7 +272,7 @@ func BenchmarkOpenLog(b *testing.B) {
 	var open, has time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		w, err := openLog(dir, uint64(n), logger)
+		w, err := openLog(dir, logger)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -277,4 +287,133 @@ func BenchmarkOpenLog(b *testing.B) {
 	per := func(d time.Duration) float64 { return d.Seconds() / float64(b.N) }
 	b.ReportMetric(per(open), "openLog-s")
 	b.ReportMetric(per(has), "HasState-s")
+}
+
+func entries(from, to, term uint64, size int) []*raft.Log {
+	var out []*raft.Log
+	for i := from; i <= to; i++ {
+		out = append(out, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: bytes.Repeat([]byte{byte(i)}, size)})
+	}
+	return out
+}
+
+// A follower drops a deposed leader's entries (a tail truncation) and
+// appends the new leader's: the log reopens whole and takes more
+// (raft-wal v0.4.0 left the truncated segment without its index).
+func TestWALTailTruncationReopens(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(walDirOf(dir), 0o700)
+	w, err := openWAL(walDirOf(dir), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StoreLogs(entries(1, 10, 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DeleteRange(9, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StoreLogs(entries(9, 9, 2, 100)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	w, err = openLog(dir, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("reopen after a tail truncation: %v", err)
+	}
+	defer w.Close()
+	var l raft.Log
+	if err := w.GetLog(9, &l); err != nil || l.Term != 2 {
+		t.Fatalf("entry 9: term %d, %v; want the new leader's (term 2)", l.Term, err)
+	}
+	if err := w.StoreLogs(entries(10, 10, 2, 100)); err != nil {
+		t.Fatalf("append after reopening: %v", err)
+	}
+}
+
+// A stop right after a write that filled a segment, before raft-wal's own
+// goroutine started the next one, leaves a tail sealed on disk and open in
+// the metadata; raft-wal would refuse every append from then on. openLog
+// finds it and rebuilds the log; every trial must take the next entry.
+func TestWALSealedTailRebuilt(t *testing.T) {
+	defer func(n int) { walSegmentSize = n }(walSegmentSize)
+	walSegmentSize = 16 << 10
+	logger := hclog.NewNullLogger()
+	sealed := 0
+	for n := uint64(12); n <= 40; n++ {
+		dir := t.TempDir()
+		os.MkdirAll(walDirOf(dir), 0o700)
+		w, err := openWAL(walDirOf(dir), logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := uint64(1); i <= n; i++ {
+			if err := w.StoreLogs(entries(i, i, 1, 1000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// At once, as a crash would: a rotation may be under way.
+		// (logStore.Close waits for it; that path is checked below.)
+		w.WAL.Close()
+		w.meta.Close()
+		if s, err := sealedTail(walDirOf(dir)); err != nil {
+			t.Fatal(err)
+		} else if s {
+			sealed++
+		}
+		w, err = openLog(dir, logger)
+		if err != nil {
+			t.Fatalf("%d entries: reopen: %v", n, err)
+		}
+		if last, _ := w.LastIndex(); last != n {
+			t.Fatalf("%d entries: reopened with last %d", n, last)
+		}
+		if err := w.StoreLogs(entries(n+1, n+1, 1, 1000)); err != nil {
+			t.Fatalf("%d entries: append after reopening: %v", n, err)
+		}
+		w.Close()
+		if _, err := os.Stat(walDirOf(dir) + ".old"); !os.IsNotExist(err) {
+			t.Fatalf("wal.old left: %v", err)
+		}
+	}
+	if sealed == 0 {
+		t.Fatal("no trial stopped with a sealed tail: the test did not test the repair")
+	}
+	t.Logf("%d of 29 trials stopped with the tail sealed", sealed)
+	// A clean stop waits for the switch.
+	for n := uint64(12); n <= 40; n++ {
+		dir := t.TempDir()
+		os.MkdirAll(walDirOf(dir), 0o700)
+		w, err := openWAL(walDirOf(dir), logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := uint64(1); i <= n; i++ {
+			if err := w.StoreLogs(entries(i, i, 1, 1000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Close()
+		if s, err := sealedTail(walDirOf(dir)); s || err != nil {
+			t.Fatalf("%d entries: a clean stop left the tail sealed (%v)", n, err)
+		}
+	}
+}
+
+// A repair that stopped between its renames (wal moved to wal.old, the new
+// one not yet in place) opens the old log, not an empty one.
+func TestWALRebuildStoppedBetweenRenames(t *testing.T) {
+	ref := open(t, "n1", sampleDataDir(t))
+	want := servedBy(t, ref)
+	ref.Close()
+	dir := sampleDataDir(t)
+	if err := os.Rename(walDirOf(dir), walDirOf(dir)+".old"); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(walDirOf(dir)+".new", 0o700)
+	r := open(t, "n1", dir)
+	defer r.Close()
+	if got := servedBy(t, r); got != want {
+		t.Fatalf("serves %+v, want %+v", got, want)
+	}
 }

@@ -46,6 +46,16 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 	// index and the label are barriers and no-ops, and a follower that
 	// installed the snapshot may hold none of them (or stale ones). Replay
 	// from past the label.
+	// raft-wal takes a tail it cannot read for a torn last write and drops
+	// it: only the mark tells that from entries this node had applied and
+	// lost. (The state may be ahead of the snapshot's label: see Snapshot.)
+	last, err := logs.LastIndex()
+	if err != nil {
+		return damagedStore(walMetaOf(dataDir), err.Error())
+	}
+	if m := mark.Index(); m > max(last, floor, f.applied.Load()) {
+		return damagedStore(walMetaOf(dataDir), fmt.Sprintf("the log ends at entry %d, but this node had applied entries up to %d: entries were lost", max(last, floor), m))
+	}
 	from, to := max(f.applied.Load(), floor)+1, mark.Index()
 	const batch = 256
 	for from <= to {
