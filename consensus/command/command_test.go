@@ -171,3 +171,19 @@ func FuzzDecode(f *testing.F) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkDecodeCardholder: one decode of a cardholder write, as every node
+// applies it.
+func BenchmarkDecodeCardholder(b *testing.B) {
+	enc, err := Encode(Command{Header: Header{RequestID: "req-0123456789abcdef", Actor: "op-1", At: time.Now(), Node: "node1"},
+		Body: &CreateCardholder{ID: "ch-0123456789", AccountID: "acc-1", FirstName: "Spread12", LastName: "Holder000123", Email: "h12-123@example.com"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
