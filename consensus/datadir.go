@@ -391,6 +391,12 @@ var (
 // none; the node tells from node.json whether it should have.
 func hasState(dataDir string) (bool, error) {
 	meta := walMetaOf(dataDir)
+	if _, err := os.Stat(walDirOf(dataDir)); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(walDirOf(dataDir) + ".old"); err == nil {
+			// A rebuild that stopped between its renames: Open moves it back.
+			meta = filepath.Join(walDirOf(dataDir)+".old", metadb.FileName)
+		}
+	}
 	fi, err := os.Stat(meta)
 	if errors.Is(err, os.ErrNotExist) {
 		if segs := segmentFiles(walDirOf(dataDir)); len(segs) > 0 {

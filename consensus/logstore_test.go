@@ -411,6 +411,9 @@ func TestWALRebuildStoppedBetweenRenames(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(walDirOf(dir)+".new", 0o700)
+	if has, err := HasState(dir); !has || err != nil {
+		t.Fatalf("HasState = %v, %v: the node would refuse to start or bootstrap anew", has, err)
+	}
 	r := open(t, "n1", dir)
 	defer r.Close()
 	if got := servedBy(t, r); got != want {
