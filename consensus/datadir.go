@@ -114,16 +114,9 @@ func checkStore(path string) error {
 		return emptyStore(path)
 	}
 	dataDir := filepath.Dir(filepath.Dir(path))
-	metas, err := listSnapshots(dataDir)
+	metas, newest, err := newestSnapshot(dataDir)
 	if err != nil {
 		return err
-	}
-	if err := checkNewestSnapshot(dataDir, metas); err != nil {
-		return err
-	}
-	var newest uint64
-	if len(metas) > 0 {
-		newest = metas[0].Index
 	}
 	var gap logGap
 	switch err := checkBolt(path, newest); {
@@ -516,6 +509,22 @@ func listSnapshots(dataDir string) ([]*raft.SnapshotMeta, error) {
 		return nil, fmt.Errorf("list snapshots in %s: %w", filepath.Join(dataDir, "snapshots"), err)
 	}
 	return metas, nil
+}
+
+// newestSnapshot lists the snapshots, checks the newest (checkNewestSnapshot)
+// and returns its index (0: none).
+func newestSnapshot(dataDir string) ([]*raft.SnapshotMeta, uint64, error) {
+	metas, err := listSnapshots(dataDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := checkNewestSnapshot(dataDir, metas); err != nil {
+		return nil, 0, err
+	}
+	if len(metas) == 0 {
+		return metas, 0, nil
+	}
+	return metas, metas[0].Index, nil
 }
 
 // both is the advice when the log and the snapshots no longer fit: moving

@@ -598,7 +598,6 @@ func TestDamagedSnapshot(t *testing.T) {
 //
 //	go test -run '^$' -bench CheckStore -benchtime 3x ./consensus/
 func BenchmarkCheckStore(b *testing.B) {
-	mb, entry := envInt("LINTEL_DATADIR_BENCH_MB", 200), envInt("LINTEL_DATADIR_BENCH_ENTRY", 8192)
 	dir := b.TempDir()
 	path := filepath.Join(dir, "raft", "raft.db")
 	os.MkdirAll(filepath.Dir(path), 0o700)
@@ -606,21 +605,7 @@ func BenchmarkCheckStore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data := make([]byte, entry)
-	for i := range data {
-		data[i] = byte(rand.IntN(256))
-	}
-	n := mb << 20 / entry
-	for i := 0; i < n; {
-		var batch []*raft.Log
-		for ; i < n && len(batch) < 256; i++ {
-			batch = append(batch, &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()})
-		}
-		if err := s.StoreLogs(batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	s.SetUint64(keyCurrentTerm, 1)
+	n, entry := writeBenchLog(b, s)
 	s.Close()
 	fi, _ := os.Stat(path)
 	b.Logf("%d entries of %d bytes: raft.db %d MB", n, entry, fi.Size()>>20)
@@ -641,6 +626,28 @@ func BenchmarkCheckStore(b *testing.B) {
 	b.ReportMetric(per(check), "checkStore-s")
 	b.ReportMetric(per(has), "HasState-s")
 	b.ReportMetric(per(check)/float64(fi.Size())*100e6, "checkStore-s/100MB")
+}
+
+// writeBenchLog fills s as Raft would, in appends of 256: LINTEL_DATADIR_BENCH_MB
+// (200) of entries of LINTEL_DATADIR_BENCH_ENTRY bytes (8192), and the term.
+func writeBenchLog(b *testing.B, s store) (n, entry int) {
+	mb, entry := envInt("LINTEL_DATADIR_BENCH_MB", 200), envInt("LINTEL_DATADIR_BENCH_ENTRY", 8192)
+	data := make([]byte, entry)
+	for i := range data {
+		data[i] = byte(rand.IntN(256))
+	}
+	n = mb << 20 / entry
+	for i := 0; i < n; {
+		var batch []*raft.Log
+		for ; i < n && len(batch) < 256; i++ {
+			batch = append(batch, &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()})
+		}
+		if err := s.StoreLogs(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.SetUint64(keyCurrentTerm, 1)
+	return n, entry
 }
 
 func envInt(name string, def int) int {

@@ -273,16 +273,9 @@ func verifyLog(w *logStore, dataDir string) error {
 	if err != nil {
 		return damagedStore(meta, err.Error())
 	}
-	metas, err := listSnapshots(dataDir)
+	metas, newest, err := newestSnapshot(dataDir)
 	if err != nil {
 		return err
-	}
-	if err := checkNewestSnapshot(dataDir, metas); err != nil {
-		return err
-	}
-	var newest uint64
-	if len(metas) > 0 {
-		newest = metas[0].Index
 	}
 	if last > 0 && first > newest+1 {
 		// Raft panics in NewRaft on a log that lacks an entry after the snapshot.

@@ -3,7 +3,6 @@ package consensus
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -219,12 +218,7 @@ func smallSegmentsDataDir(t *testing.T) string {
 	defer func(n int) { walSegmentSize = n }(walSegmentSize)
 	walSegmentSize = 16 << 10
 	dir := t.TempDir()
-	r := open(t, "n1", dir)
-	if err := r.Bootstrap(); err != nil {
-		t.Fatal(err)
-	}
-	waitLeader(t, r)
-	mustApply(t, r, initCmd())
+	r := single(t, dir)
 	for i := 1; i <= 300; i++ {
 		mustApply(t, r, cmd(i, &command.CreateSite{ID: fmt.Sprintf("s%d", i), AccountID: "acc", Name: fmt.Sprintf("Site %d %s", i, strings.Repeat("x", 80))}))
 	}
@@ -244,7 +238,6 @@ func smallSegmentsDataDir(t *testing.T) string {
 //
 //	go test -run '^$' -bench OpenLog -benchtime 3x ./consensus/
 func BenchmarkOpenLog(b *testing.B) {
-	mb, entry := envInt("LINTEL_DATADIR_BENCH_MB", 200), envInt("LINTEL_DATADIR_BENCH_ENTRY", 8192)
 	dir := b.TempDir()
 	os.MkdirAll(walDirOf(dir), 0o700)
 	logger := hclog.NewNullLogger()
@@ -252,21 +245,7 @@ func BenchmarkOpenLog(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	data := make([]byte, entry)
-	for i := range data {
-		data[i] = byte(rand.IntN(256))
-	}
-	n := mb << 20 / entry
-	for i := 0; i < n; {
-		var batch []*raft.Log
-		for ; i < n && len(batch) < 256; i++ {
-			batch = append(batch, &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: time.Now()})
-		}
-		if err := w.StoreLogs(batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	w.SetUint64(keyCurrentTerm, 1)
+	n, entry := writeBenchLog(b, w)
 	w.Close()
 	b.Logf("%d entries of %d bytes in %d segments", n, entry, len(segmentFiles(walDirOf(dir))))
 	var open, has time.Duration
@@ -341,17 +320,7 @@ func TestWALSealedTailRebuilt(t *testing.T) {
 	logger := hclog.NewNullLogger()
 	sealed := 0
 	for n := uint64(12); n <= 40; n++ {
-		dir := t.TempDir()
-		os.MkdirAll(walDirOf(dir), 0o700)
-		w, err := openWAL(walDirOf(dir), logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := uint64(1); i <= n; i++ {
-			if err := w.StoreLogs(entries(i, i, 1, 1000)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dir, w := filledWAL(t, n)
 		// At once, as a crash would: a rotation may be under way.
 		// (logStore.Close waits for it; that path is checked below.)
 		w.WAL.Close()
@@ -361,7 +330,7 @@ func TestWALSealedTailRebuilt(t *testing.T) {
 		} else if s {
 			sealed++
 		}
-		w, err = openLog(dir, logger)
+		w, err := openLog(dir, logger)
 		if err != nil {
 			t.Fatalf("%d entries: reopen: %v", n, err)
 		}
@@ -382,22 +351,30 @@ func TestWALSealedTailRebuilt(t *testing.T) {
 	t.Logf("%d of 29 trials stopped with the tail sealed", sealed)
 	// A clean stop waits for the switch.
 	for n := uint64(12); n <= 40; n++ {
-		dir := t.TempDir()
-		os.MkdirAll(walDirOf(dir), 0o700)
-		w, err := openWAL(walDirOf(dir), logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := uint64(1); i <= n; i++ {
-			if err := w.StoreLogs(entries(i, i, 1, 1000)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dir, w := filledWAL(t, n)
 		w.Close()
 		if s, err := sealedTail(walDirOf(dir)); s || err != nil {
 			t.Fatalf("%d entries: a clean stop left the tail sealed (%v)", n, err)
 		}
 	}
+}
+
+// filledWAL is a new WAL in a data dir of its own with entries 1..n of 1000
+// bytes, each its own append.
+func filledWAL(t *testing.T, n uint64) (string, *logStore) {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(walDirOf(dir), 0o700)
+	w, err := openWAL(walDirOf(dir), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= n; i++ {
+		if err := w.StoreLogs(entries(i, i, 1, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, w
 }
 
 // A repair that stopped between its renames (wal moved to wal.old, the new
