@@ -16,6 +16,7 @@ import (
 	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/segment"
+	"github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
 )
@@ -74,12 +75,36 @@ func (s *logStore) Close() error {
 
 func openWAL(dir string, logger hclog.Logger) (*logStore, error) {
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(dir, wal.WithSegmentSize(walSegmentSize), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
+	w, err := wal.Open(dir, wal.WithSegmentSize(walSegmentSize), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta),
+		wal.WithSegmentFiler(segment.NewFiler(dir, privateFS{walfs.New()})))
+	if err == nil {
+		err = os.Chmod(filepath.Join(dir, metadb.FileName), 0o600)
+	}
 	if err != nil {
+		if w != nil {
+			w.Close()
+		}
 		meta.Close()
 		return nil, err
 	}
 	return &logStore{w, meta}, nil
+}
+
+// privateFS makes the segment files 0600 (raft-wal makes its files 0644):
+// the log holds password hashes and the cluster secret, and the data dir's
+// 0700 should not be their only guard.
+type privateFS struct{ *walfs.FS }
+
+func (p privateFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
+	f, err := p.FS.Create(dir, name, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(filepath.Join(dir, name), 0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // segmentFiles lists the WAL's segment files in dir.

@@ -397,3 +397,35 @@ func TestWALRebuildStoppedBetweenRenames(t *testing.T) {
 		t.Fatalf("serves %+v, want %+v", got, want)
 	}
 }
+
+// The log's files are the node's alone: 0600, in a raft/ of 0700.
+func TestWALFilesArePrivate(t *testing.T) {
+	dir := smallSegmentsDataDir(t)
+	r := open(t, "n1", dir) // reopened: files made at open too
+	r.Close()
+	for _, d := range []string{filepath.Join(dir, "raft"), walDirOf(dir)} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v", d, fi.Mode().Perm())
+		}
+	}
+	files, err := os.ReadDir(walDirOf(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		fi, err := f.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v, want 0600", f.Name(), fi.Mode().Perm())
+		}
+	}
+	if len(files) < 4 {
+		t.Fatalf("%d files in the log, want several segments and the metadata", len(files))
+	}
+}
