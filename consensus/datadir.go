@@ -390,62 +390,69 @@ func hasState(dataDir string) (bool, error) {
 			meta = filepath.Join(walDirOf(dataDir)+".old", metadb.FileName)
 		}
 	}
-	fi, err := os.Stat(meta)
-	if errors.Is(err, os.ErrNotExist) {
-		if segs := segmentFiles(walDirOf(dataDir)); len(segs) > 0 {
-			return false, damagedStore(meta, fmt.Sprintf("it is missing, and %d segment files of the log are left", len(segs)))
+	if _, err := os.Stat(meta); errors.Is(err, os.ErrNotExist) {
+		if err := orphanSegments(dataDir); err != nil {
+			return false, err
 		}
 		return hasBoltState(dataDir)
 	}
-	if err != nil {
-		return false, err
-	}
-	if fi.Size() == 0 {
-		return false, nil
-	}
 	var term uint64
-	err = guarded(func() error {
-		db, err := openReadOnly(meta, false)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		size, err := checkSize(db, meta)
-		if err != nil {
-			return err
-		}
-		return db.View(func(tx *bbolt.Tx) error {
-			if err := checkReach(tx, size); err != nil {
-				return err
+	found, err := peekBolt(meta, func(tx *bbolt.Tx) error {
+		// raft-wal keeps Raft's keys in "stable", integers little-endian.
+		if b := tx.Bucket([]byte(metadb.StableBucket)); b != nil {
+			if v := b.Get(keyCurrentTerm); len(v) == 8 {
+				term = binary.LittleEndian.Uint64(v)
 			}
-			// raft-wal keeps Raft's keys in "stable", integers little-endian.
-			if b := tx.Bucket([]byte(metadb.StableBucket)); b != nil {
-				if v := b.Get(keyCurrentTerm); len(v) == 8 {
-					term = binary.LittleEndian.Uint64(v)
-				}
-			}
-			return nil
-		})
+		}
+		return nil
 	})
-	if errors.Is(err, bberrors.ErrTimeout) {
-		return false, storeInUse(meta)
-	}
-	if err != nil {
-		return false, damagedStore(meta, err.Error())
-	}
-	metas, err := listSnapshots(dataDir)
-	if err != nil {
+	if err != nil || !found {
 		return false, err
 	}
 	// Raft sets the term before it stores an entry (a bootstrap, or a
 	// leader's first append).
-	return term > 0 || len(metas) > 0, nil
+	return loggedOrSnapshot(dataDir, term > 0)
 }
 
 // hasBoltState is hasState for a data dir of an earlier build, whose log is
 // raft.db until Open moves it into the WAL.
 func hasBoltState(dataDir string) (bool, error) {
-	path := boltLogOf(dataDir)
+	var term, lastLog uint64
+	found, err := peekBolt(boltLogOf(dataDir), func(tx *bbolt.Tx) error {
+		if b := tx.Bucket(bucketConf); b != nil {
+			if v := b.Get(keyCurrentTerm); len(v) == 8 {
+				term = binary.BigEndian.Uint64(v)
+			}
+		}
+		if b := tx.Bucket(bucketLogs); b != nil {
+			if k, _ := b.Cursor().Last(); len(k) == 8 {
+				lastLog = binary.BigEndian.Uint64(k)
+			}
+		}
+		return nil
+	})
+	if err != nil || !found {
+		return false, err
+	}
+	return loggedOrSnapshot(dataDir, term > 0 || lastLog > 0)
+}
+
+// loggedOrSnapshot: the log says it took part in a cluster, or a snapshot
+// is there.
+func loggedOrSnapshot(dataDir string, logged bool) (bool, error) {
+	metas, err := listSnapshots(dataDir)
+	if err != nil {
+		return false, err
+	}
+	return logged || len(metas) > 0, nil
+}
+
+// peekBolt reads the bbolt file at path read-only and cheaply: its meta
+// pages, its size against them, then fn in a view, all guarded. A missing
+// or empty file is not found (bbolt cannot open an empty one read-only);
+// a running node's lock is the in-use error, and damage (or fn's error) an
+// error naming the file.
+func peekBolt(path string, fn func(*bbolt.Tx) error) (bool, error) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -456,7 +463,6 @@ func hasBoltState(dataDir string) (bool, error) {
 	if fi.Size() == 0 {
 		return false, nil
 	}
-	var term, lastLog uint64
 	err = guarded(func() error {
 		db, err := openReadOnly(path, false)
 		if err != nil {
@@ -471,17 +477,7 @@ func hasBoltState(dataDir string) (bool, error) {
 			if err := checkReach(tx, size); err != nil {
 				return err
 			}
-			if b := tx.Bucket(bucketConf); b != nil {
-				if v := b.Get(keyCurrentTerm); len(v) == 8 {
-					term = binary.BigEndian.Uint64(v)
-				}
-			}
-			if b := tx.Bucket(bucketLogs); b != nil {
-				if k, _ := b.Cursor().Last(); len(k) == 8 {
-					lastLog = binary.BigEndian.Uint64(k)
-				}
-			}
-			return nil
+			return fn(tx)
 		})
 	})
 	if errors.Is(err, bberrors.ErrTimeout) {
@@ -490,11 +486,16 @@ func hasBoltState(dataDir string) (bool, error) {
 	if err != nil {
 		return false, damagedStore(path, err.Error())
 	}
-	metas, err := listSnapshots(dataDir)
-	if err != nil {
-		return false, err
+	return true, nil
+}
+
+// orphanSegments: wal-meta.db is missing but segment files are left (raft-wal
+// would start an empty log and delete them).
+func orphanSegments(dataDir string) error {
+	if segs := segmentFiles(walDirOf(dataDir)); len(segs) > 0 {
+		return damagedStore(walMetaOf(dataDir), fmt.Sprintf("it is missing, and %d segment files of the log are left", len(segs)))
 	}
-	return term > 0 || lastLog > 0 || len(metas) > 0, nil
+	return nil
 }
 
 // listSnapshots lists DATA/snapshots as Raft will, newest first; a snapshot

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,7 +17,6 @@ import (
 	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
-	bberrors "go.etcd.io/bbolt/errors"
 )
 
 // The Raft log and stable store is hashicorp's raft-wal in DATA/raft/wal:
@@ -131,9 +129,8 @@ func openLog(dataDir string, logger hclog.Logger) (*logStore, error) {
 	fi, err := os.Stat(meta)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if segs := segmentFiles(dir); len(segs) > 0 {
-			// raft-wal would start an empty log and delete them.
-			return nil, damagedStore(meta, fmt.Sprintf("it is missing, and %d segment files of the log are left", len(segs)))
+		if err := orphanSegments(dataDir); err != nil {
+			return nil, err
 		}
 		if err := migrateBolt(dataDir, logger); err != nil {
 			return nil, err
@@ -204,29 +201,14 @@ func openFailed(meta string, err error) error {
 // checkMetaBuckets: raft-wal reads both buckets without looking (a missing
 // one is a nil pointer inside NewRaft, where nothing can recover it).
 func checkMetaBuckets(meta string) error {
-	return guardedView(meta, func(tx *bbolt.Tx) error {
+	_, err := peekBolt(meta, func(tx *bbolt.Tx) error {
 		for _, b := range []string{metadb.MetaBucket, metadb.StableBucket} {
 			if tx.Bucket([]byte(b)) == nil {
-				return damagedStore(meta, fmt.Sprintf("it has no %q bucket", b))
+				return fmt.Errorf("it has no %q bucket", b)
 			}
 		}
 		return nil
 	})
-}
-
-// guardedView runs fn in a read-only view of the bbolt file at path.
-func guardedView(path string, fn func(*bbolt.Tx) error) error {
-	err := guarded(func() error {
-		db, err := openReadOnly(path, false)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		return db.View(fn)
-	})
-	if errors.Is(err, bberrors.ErrTimeout) {
-		return storeInUse(path)
-	}
 	return err
 }
 
@@ -440,9 +422,9 @@ func copyLog(dst *logStore, src store, first, last uint64) error {
 	return nil
 }
 
-func notFound(err error) bool {
-	return errors.Is(err, raftboltdb.ErrKeyNotFound) || strings.Contains(err.Error(), "not found")
-}
+// notFound: raft-boltdb's answer for a key never set (raft-wal answers
+// nil, nil).
+func notFound(err error) bool { return errors.Is(err, raftboltdb.ErrKeyNotFound) }
 
 // syncDir makes a rename or removal in dir durable.
 func syncDir(dir string) {

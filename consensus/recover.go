@@ -41,11 +41,6 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 		}
 		floor = meta.Index
 	}
-	// Raft labels a snapshot with the last entry it handed over, barriers
-	// included, which the state never sees: entries between the state's
-	// index and the label are barriers and no-ops, and a follower that
-	// installed the snapshot may hold none of them (or stale ones). Replay
-	// from past the label.
 	// raft-wal takes a tail it cannot read for a torn last write and drops
 	// it: only the mark tells that from entries this node had applied and
 	// lost. (The state may be ahead of the snapshot's label: see Snapshot.)
@@ -56,6 +51,11 @@ func (f *fsm) recover(logs raft.LogStore, snaps raft.SnapshotStore, mark *applie
 	if m := mark.Index(); m > max(last, floor, f.applied.Load()) {
 		return damagedStore(walMetaOf(dataDir), fmt.Sprintf("the log ends at entry %d, but this node had applied entries up to %d: entries were lost", max(last, floor), m))
 	}
+	// Raft labels a snapshot with the last entry it handed over, barriers
+	// included, which the state never sees: entries between the state's
+	// index and the label are barriers and no-ops, and a follower that
+	// installed the snapshot may hold none of them (or stale ones). Replay
+	// from past the label.
 	from, to := max(f.applied.Load(), floor)+1, mark.Index()
 	const batch = 256
 	for from <= to {
