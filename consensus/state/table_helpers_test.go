@@ -28,8 +28,8 @@ func (t counts) asMap() map[string]int {
 	return m
 }
 
-// A List is persistent through appends and drops, the lazy drop included:
-// every version keeps its items, positions and encoding.
+// A List is persistent through appends and drops, across its buffer's
+// growth: every version keeps its items, positions and encoding.
 func TestListVersionsAcrossDrops(t *testing.T) {
 	var l List[int]
 	type version struct {
@@ -39,7 +39,7 @@ func TestListVersionsAcrossDrops(t *testing.T) {
 	var versions []version
 	var model []int
 	next := 0
-	cuts := 0
+	buffers := 0
 	for step := range 1200 {
 		for range step % 13 {
 			l.Append(next)
@@ -50,16 +50,19 @@ func TestListVersionsAcrossDrops(t *testing.T) {
 		if step%397 == 0 {
 			drop = len(model) // now and then, everything
 		}
-		before := l.start
+		before := l.b
 		l.DropFront(drop)
 		model = model[min(drop, len(model)):]
-		if l.start < before && l.Len() > 0 {
-			cuts++
+		if l.b != before && l.Len() > 0 {
+			buffers++
 		}
 		versions = append(versions, version{l, slices.Clone(model)})
 	}
-	if cuts < 2 {
-		t.Fatalf("%d cuts of dropped items: the test does not cross listDropAt", cuts)
+	if buffers != 0 {
+		t.Fatalf("a drop moved the list to another buffer %d times", buffers)
+	}
+	if l.b == nil || len(l.b.items) <= 16 {
+		t.Fatal("the test does not make the buffer grow")
 	}
 	for i, v := range versions {
 		got := v.l.Slice()
@@ -85,4 +88,63 @@ func TestListVersionsAcrossDrops(t *testing.T) {
 			t.Fatalf("version %d: JSON %s came back as %v (%v)", i, b, back.Slice(), err)
 		}
 	}
+}
+
+// Appending to an older version leaves the newer one as it was: only one
+// version may write past the buffer's written part, the other copies.
+func TestListAppendToOlderVersion(t *testing.T) {
+	var base List[int]
+	for i := range 5 {
+		base.Append(i)
+	}
+	newer := base
+	newer.Append(100)
+	older := base
+	older.Append(200) // base's end is no longer the buffer's: a copy
+	if got := newer.Slice(); !slices.Equal(got, []int{0, 1, 2, 3, 4, 100}) {
+		t.Fatalf("newer version changed: %v", got)
+	}
+	if got := older.Slice(); !slices.Equal(got, []int{0, 1, 2, 3, 4, 200}) {
+		t.Fatalf("older version's append: %v", got)
+	}
+	if older.b == newer.b {
+		t.Fatal("two versions wrote into one buffer")
+	}
+	if got := base.Slice(); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("base changed: %v", got)
+	}
+}
+
+// Readers of a published version read while the writer appends (run
+// with -race): they see their items, and only theirs.
+func TestListReadWhileAppending(t *testing.T) {
+	var l List[int]
+	for i := range 100 {
+		l.Append(i)
+	}
+	ch := make(chan List[int], 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for v := range ch {
+			for i, x := range v.All() {
+				if x != v.Index(0)+i {
+					t.Errorf("version read %d at %d", x, i)
+					return
+				}
+			}
+		}
+	}()
+	for i := 100; i < 20000; i++ {
+		l.Append(i)
+		if i%3 == 0 {
+			l.DropFront(1)
+		}
+		select {
+		case ch <- l:
+		default:
+		}
+	}
+	close(ch)
+	<-done
 }
