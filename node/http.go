@@ -24,7 +24,6 @@ func (n *Node) routes() http.Handler {
 	mux.Handle("/wallet/", a)
 	mux.Handle("/invitation/", a)
 	mux.Handle(replication.PathApply, n.fwd.Handler())
-	mux.Handle(replication.PathApplyBatch, n.fwd.Handler())
 	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
 	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))
 	mux.Handle("POST "+replication.PathUnlock, n.unlockHandler())

@@ -40,8 +40,6 @@ type Forwarder struct {
 	Secret    func() []byte
 	Client    *http.Client
 	OnForward func() // counts forwarded writes
-
-	batch batcher
 }
 
 // Internal paths, served on every node's HTTP address.
@@ -77,7 +75,7 @@ func (f *Forwarder) Apply(ctx context.Context, b []byte) (uint64, uint64, state.
 			return err
 		}
 		var out applyAnswer
-		if err := f.forward(ctx, b, &out); err != nil {
+		if err := f.call(ctx, PathApply, b, &out); err != nil {
 			return err
 		}
 		if f.OnForward != nil {
@@ -162,17 +160,46 @@ type applyAnswer struct {
 	Term   uint64       `json:"term,omitempty"` // of the entry at Index: lets the follower apply it from its own log
 	Result state.Result `json:"result"`
 	Error  string       `json:"error,omitempty"`
-	Status int          `json:"status,omitempty"` // of one write in a batch, as HTTP would say it
 }
 
 // call sends one internal request to the leader. Transient failures return errRetry.
 func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *applyAnswer) error {
 	leaderID, _ := f.Local.Leader()
-	status, err := f.post(ctx, leaderID, path, body, out)
-	if err == nil && status == http.StatusNotFound {
-		return fmt.Errorf("leader %s does not serve %s", leaderID, path)
+	if leaderID == "" || leaderID == f.NodeID {
+		return errRetry
 	}
-	return err
+	m, ok := f.Members.Member(leaderID)
+	if !ok || m.HTTP == "" {
+		return errRetry
+	}
+	secret := f.Secret()
+	if len(secret) == 0 {
+		return errRetry // this node has not applied the cluster's init yet
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.HTTP+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	sign(req, secret, f.NodeID, path, body)
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return errMaybe // sent, perhaps received: only the request id can tell
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(out)
+		if out.Error == "not_leader" {
+			return errRetry
+		}
+		return errMaybe
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, command.MaxSize)).Decode(out); err != nil {
+		return errMaybe
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leader %s refused the forwarded call: %s", leaderID, out.Error)
+	}
+	return nil
 }
 
 func mac(secret []byte, node, ts, path string, body []byte) string {
@@ -193,16 +220,32 @@ func sign(req *http.Request, secret []byte, node, path string, body []byte) {
 func (f *Forwarder) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathApply, func(w http.ResponseWriter, r *http.Request) {
-		body, ok := f.verify(w, r, command.MaxSize)
+		body, ok := f.verify(w, r)
 		if !ok {
 			return
 		}
-		a := f.applyOne(r.Context(), body)
-		answer(w, a.Status, a)
+		if _, err := command.Decode(body); err != nil {
+			answer(w, http.StatusBadRequest, applyAnswer{Error: err.Error()})
+			return
+		}
+		if !f.Local.IsLeader() {
+			answer(w, http.StatusServiceUnavailable, applyAnswer{Error: "not_leader"})
+			return
+		}
+		idx, res, err := f.Local.ApplyEncoded(r.Context(), body)
+		switch {
+		case errors.Is(err, consensus.ErrNotLeader):
+			answer(w, http.StatusServiceUnavailable, applyAnswer{Error: "not_leader"})
+			return
+		case err != nil:
+			// Unknown outcome: the sender retries with the same request id.
+			answer(w, http.StatusServiceUnavailable, applyAnswer{Error: err.Error()})
+			return
+		}
+		answer(w, http.StatusOK, applyAnswer{Index: idx, Term: f.Local.TermOf(idx), Result: res})
 	})
-	mux.HandleFunc("POST "+PathApplyBatch, f.serveBatch)
 	mux.HandleFunc("POST "+PathReadIndex, func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := f.verify(w, r, command.MaxSize); !ok {
+		if _, ok := f.verify(w, r); !ok {
 			return
 		}
 		idx, err := f.Local.ReadIndex(r.Context())
@@ -215,28 +258,8 @@ func (f *Forwarder) Handler() http.Handler {
 	return mux
 }
 
-// applyOne applies one forwarded write here, if this node leads.
-func (f *Forwarder) applyOne(ctx context.Context, b []byte) applyAnswer {
-	if _, err := command.Decode(b); err != nil {
-		return applyAnswer{Status: http.StatusBadRequest, Error: err.Error()}
-	}
-	if !f.Local.IsLeader() {
-		return applyAnswer{Status: http.StatusServiceUnavailable, Error: "not_leader"}
-	}
-	idx, res, err := f.Local.ApplyEncoded(ctx, b)
-	switch {
-	case errors.Is(err, consensus.ErrNotLeader):
-		return applyAnswer{Status: http.StatusServiceUnavailable, Error: "not_leader"}
-	case err != nil:
-		// Unknown outcome: the sender retries with the same request id.
-		return applyAnswer{Status: http.StatusServiceUnavailable, Error: err.Error()}
-	}
-	return applyAnswer{Status: http.StatusOK, Index: idx, Term: f.Local.TermOf(idx), Result: res}
-}
-
-// verify reads a body of at most limit bytes and checks its signature.
-func (f *Forwarder) verify(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+func (f *Forwarder) verify(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, command.MaxSize))
 	if err != nil {
 		answer(w, http.StatusRequestEntityTooLarge, applyAnswer{Error: "body too large"})
 		return nil, false
@@ -297,7 +320,7 @@ func (f *Forwarder) Status(ctx context.Context, httpAddr string) (NodeStatus, er
 // StatusHandler serves PathStatus with the node's own status.
 func (f *Forwarder) StatusHandler(own func() NodeStatus) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := f.verify(w, r, command.MaxSize); !ok {
+		if _, ok := f.verify(w, r); !ok {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -346,7 +369,7 @@ func (f *Forwarder) CallNode(ctx context.Context, nodeID, path string, in, out a
 // (or an error, answered 502 with its text).
 func (f *Forwarder) Internal(fn func(ctx context.Context, body []byte) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, ok := f.verify(w, r, command.MaxSize)
+		body, ok := f.verify(w, r)
 		if !ok {
 			return
 		}
