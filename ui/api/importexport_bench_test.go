@@ -157,3 +157,44 @@ func make100k(b *testing.B, rows int) []byte {
 	}
 	return buf.Bytes()
 }
+
+// BenchmarkImportBomb posts what a person on the network could send to take
+// a node's memory: a 500 MiB cell packed into about 500 KiB (a deflate
+// bomb), and a 1 MiB cell that packs like any sheet. It reports the upload's
+// size, the milliseconds to refuse each and the peak heap in use of the
+// process (node and client) over the run.
+func BenchmarkImportBomb(b *testing.B) {
+	bomb := bigCell(b, 500<<20, false)
+	cell := bigCell(b, 1<<20, true)
+	n := testnode.Start(b, "bench-bomb")
+	testnode.WaitReady(b, n)
+	c := testnode.Login(b, n)
+	var s struct{ ID string }
+	ieDecode(b, c.Do(b, "POST", "/api/v1/sites", `{"name":"Bombs"}`, nil), &s)
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	peak := sampleHeap()
+	var bombT, cellT time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for _, up := range []struct {
+			file []byte
+			took *time.Duration
+		}{{bomb, &bombT}, {cell, &cellT}} {
+			start := time.Now()
+			r := c.Do(b, "POST", "/api/v1/sites/"+s.ID+"/cards/import", string(up.file), map[string]string{"Content-Type": xlsxType})
+			*up.took += time.Since(start)
+			if r.StatusCode != http.StatusRequestEntityTooLarge {
+				b.Fatalf("upload of %d bytes: %d %s", len(up.file), r.StatusCode, r.Body)
+			}
+		}
+	}
+	b.StopTimer()
+	top := peak()
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(len(bomb))/1024, "bomb_KiB")
+	b.ReportMetric(float64(bombT.Milliseconds())/float64(b.N), "bomb_ms")
+	b.ReportMetric(float64(cellT.Milliseconds())/float64(b.N), "cell_ms")
+	b.ReportMetric(float64(top-min(top, base.HeapInuse))/(1<<20), "peak_heap_growth_MiB")
+}

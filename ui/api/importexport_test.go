@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"regexp"
 	"strings"
@@ -162,7 +163,7 @@ func checkBlock(t *testing.T, g [][]string, kind, company, site string) {
 }
 
 // makeXLSX writes rows to a workbook from row 1, as a person would.
-func makeXLSX(t *testing.T, rows ...[]any) []byte {
+func makeXLSX(t testing.TB, rows ...[]any) []byte {
 	t.Helper()
 	x := excelize.NewFile()
 	defer x.Close()
@@ -451,6 +452,8 @@ func TestExportImport(t *testing.T) {
 			"bad quote":      {"text/csv", "First Name,Last Name,Email\nA,\"B,c@d.e\n", 400, "malformed_file", "line"},
 			"not utf-8":      {"text/csv", "First Name,Last Name,Email\nJos\xe9,B,c@d.e\n", 400, "invalid_encoding", "UTF-8"},
 			"zip bomb":       {xlsxType, string(zipBomb(t)), 413, "file_too_large", "MiB"},
+			"deflate bomb":   {xlsxType, string(bigCell(t, 100<<20, false)), 413, "file_too_large", "unread"},
+			"one huge cell":  {xlsxType, string(bigCell(t, 1<<20, true)), 413, "file_too_large", "KiB of text"},
 			"too many rows":  {"text/csv", "First Name,Last Name,Email\n" + strings.Repeat("a,b,c@d.e\n", 100_001), 413, "too_many_rows", "100000"},
 			"no sheet found": {xlsxType, string(makeXLSX(t, []any{"Name", "Mail"})), 400, "missing_header", "header"},
 		} {
@@ -507,4 +510,48 @@ func zipBomb(t *testing.T) []byte {
 	w.Write(data)
 	zw.Close()
 	return b.Bytes()
+}
+
+// bigCell is a whole workbook (a header row) whose sheet holds one more
+// cell of size bytes: the same letter again and again (a deflate bomb:
+// about 1000:1), or random letters (a sheet that packs like any other).
+func bigCell(t testing.TB, size int, random bool) []byte {
+	t.Helper()
+	plain := makeXLSX(t, importHeader)
+	src, err := zip.NewReader(bytes.NewReader(plain), int64(len(plain)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for _, f := range src.File {
+		if f.Name != "xl/worksheets/sheet1.xml" {
+			if err := zw.Copy(f); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>`+
+			`<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>First Name</t></is></c></row>`+
+			`<row r="2"><c r="A2" t="inlineStr"><is><t>`)
+		chunk := bytes.Repeat([]byte("A"), 1<<16)
+		rng := mrand.New(mrand.NewPCG(1, 2))
+		for left := size; left > 0; left -= len(chunk) {
+			if random {
+				for i := range chunk {
+					chunk[i] = byte('a' + rng.IntN(26))
+				}
+			}
+			w.Write(chunk[:min(len(chunk), left)])
+		}
+		io.WriteString(w, `</t></is></c></row></sheetData></worksheet>`)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -36,9 +37,16 @@ const (
 	// importUnzipLimit bounds the whole unpacked workbook (zip bombs);
 	// importPartLimit bounds each part excelize keeps in memory. Worksheets
 	// and shared strings above it go to a temporary file and are streamed.
-	importUnzipLimit = 512 << 20
+	importUnzipLimit = 256 << 20 // a 100 000-row export unpacks to about 40 MiB
 	importPartLimit  = 16 << 20
 	importMaxParts   = 1000
+	// importMaxRatio bounds how far a part may unpack beyond its packed
+	// size (an export's sheet is about 11:1); a bomb is 1000:1 and more.
+	importMaxRatio = 200
+	// importMaxRun bounds the text between two XML tags of a sheet or the
+	// shared strings, so no cell (nor attribute) is read into memory whole
+	// when it is large: a person's spreadsheet has nothing near it.
+	importMaxRun = 64 << 10
 	// maxPhoneLen keeps a row, and so a batch command, small.
 	maxPhoneLen = 64
 	// maxBatchBytes keeps an ImportCards command under command.MaxSize
@@ -349,8 +357,53 @@ func checkZip(data []byte) *uploadError {
 			return badFile("malformed_file", "the workbook part %s unpacks to %d MiB; a spreadsheet's parts other than its sheets are small, so this is not one",
 				zf.Name, zf.UncompressedSize64>>20)
 		}
+		if zf.UncompressedSize64 > 1<<20 && zf.UncompressedSize64/max(zf.CompressedSize64, 1) > importMaxRatio {
+			return &uploadError{status: http.StatusRequestEntityTooLarge, code: "file_too_large",
+				msg: fmt.Sprintf("the workbook part %s unpacks from %d KiB to %d MiB, far beyond what a spreadsheet does: it is refused unread",
+					zf.Name, zf.CompressedSize64>>10, zf.UncompressedSize64>>20)}
+		}
+	}
+	for _, zf := range zr.File {
+		name := strings.ToLower(strings.ReplaceAll(zf.Name, "\\", "/"))
+		if strings.HasPrefix(name, "xl/worksheets/sheet") || name == "xl/sharedstrings.xml" {
+			if e := checkRuns(zf); e != nil {
+				return e
+			}
+		}
 	}
 	return nil
+}
+
+// checkRuns reads a part through once, in constant memory, and refuses it
+// when a run of bytes between XML tags (a cell's text) or inside one is
+// longer than importMaxRun: excelize would read such a cell whole.
+func checkRuns(zf *zip.File) *uploadError {
+	rc, err := zf.Open()
+	if err != nil {
+		return badFile("malformed_file", "the workbook part %s cannot be read: %v", zf.Name, err)
+	}
+	defer rc.Close()
+	buf := make([]byte, 64<<10)
+	run := 0
+	for {
+		n, err := rc.Read(buf)
+		for _, c := range buf[:n] {
+			if c == '<' || c == '>' {
+				run = 0
+				continue
+			}
+			if run++; run > importMaxRun {
+				return &uploadError{status: http.StatusRequestEntityTooLarge, code: "file_too_large",
+					msg: fmt.Sprintf("a cell of the workbook (part %s) holds more than %d KiB of text; no column takes that much", zf.Name, importMaxRun>>10)}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return badFile("malformed_file", "the workbook part %s cannot be read: %v", zf.Name, err)
+		}
+	}
 }
 
 // rowError is one reason a row was refused; row is the row number a
