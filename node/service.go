@@ -269,6 +269,24 @@ func (n *Node) unlockHandler() http.Handler {
 
 func (s service) HasQuorum() bool { ok, _ := s.n.quorum(); return ok }
 
+func (s service) KnowsNode(id string) bool {
+	n := s.n
+	removed := false
+	n.raft.Read(func(st *state.State) { _, removed = st.RemovedNodes.Get(id) })
+	if removed {
+		return false
+	}
+	if servers, err := n.raft.Servers(); err == nil {
+		for _, sv := range servers {
+			if sv.ID == id {
+				return true
+			}
+		}
+	}
+	_, ok := n.members.Member(id)
+	return ok
+}
+
 func (s service) QueueOffline(c command.Command) error { return s.n.ctrl.WithholdOffline(c) }
 
 func (s service) History(account string, fn func(state.HistoryEntry) bool) error {

@@ -83,7 +83,7 @@ type Message struct {
 	ID      string `json:"id"`
 	To      string `json:"to"`
 	Subject string `json:"subject"`
-	Body    string `json:"body"`
+	Body    string `json:"body" max:"20000"` // a template (10 000) with its placeholders filled
 }
 
 // ActivateCard redeems an activation link: it binds the phone's P-256
@@ -185,7 +185,7 @@ type CreateReaderConfig struct {
 	ID        string `json:"id"`
 	AccountID string `json:"account_id"`
 	SiteID    string `json:"site_id"`
-	Source    string `json:"source"`
+	Source    string `json:"source" max:"1048576"` // the parser refuses over readerconfig.MaxSize, naming the line
 }
 
 // DeleteReaderConfig removes a configuration no card or configurator uses.
@@ -268,7 +268,7 @@ type SetTemplate struct {
 	AccountID string `json:"account_id"`
 	Kind      string `json:"kind"`
 	Subject   string `json:"subject"`
-	Body      string `json:"body"`
+	Body      string `json:"body" max:"10000"`
 }
 
 func (*UpdateCardholder) CommandType() Type   { return TypeUpdateCardholder }

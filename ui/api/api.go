@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -38,6 +39,9 @@ type Service interface {
 	Events(f reader.EventFilter) ([]reader.Event, error)
 	// Unlock opens a reader's door, on the node that runs it.
 	Unlock(ctx context.Context, readerID, by string) (reader.Event, error)
+	// KnowsNode tells whether id names a node of this cluster (in its Raft
+	// configuration or seen by gossip, and not removed).
+	KnowsNode(id string) bool
 	// HasQuorum tells whether this node can commit writes now.
 	HasQuorum() bool
 	// QueueOffline takes a revoke or lost mark on a node without a quorum:
@@ -253,7 +257,11 @@ func (a *API) writeOr(w http.ResponseWriter, r *http.Request, p *Principal, body
 		c.RequestID = idempotentRequestID(p.Operator.ID, key)
 		c.Idempotent = true
 	}
-	if rej := state.Validate(c); rej != nil {
+	rej := state.Admit(c)
+	if rej == nil {
+		rej = state.Validate(c)
+	}
+	if rej != nil {
 		writeRejection(w, rej)
 		return nil, false
 	}
@@ -325,13 +333,23 @@ func (a *API) strong(w http.ResponseWriter, r *http.Request) bool {
 
 // decode reads a JSON body into v, refusing unknown fields.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "", "the request body is over the 1 MiB limit")
+		return false
+	}
+	if err == nil {
+		err = checkJSON(body)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "malformed_json", "", err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
 		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "", "the request body is over the 1 MiB limit")
 		case errors.Is(err, io.EOF):
 			writeError(w, http.StatusBadRequest, "malformed_json", "", "the request body is empty; send a JSON object")
 		default:
@@ -404,7 +422,11 @@ func trimmed(s string) string { return strings.TrimSpace(s) }
 
 // decodeQuiet reads a JSON body for handlers that answer errors themselves.
 func decodeQuiet(r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil || checkJSON(body) != nil {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v) == nil && !dec.More()
 }

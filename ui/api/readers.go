@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -64,6 +65,9 @@ func (a *API) createReader(w http.ResponseWriter, r *http.Request, p *Principal)
 	if _, ok := a.findSite(w, p, req.SiteID); !ok {
 		return
 	}
+	if !a.knownNode(w, req.NodeID) {
+		return
+	}
 	val, ok := a.write(w, r, p, &command.CreateReader{ID: req.ID, AccountID: p.Account.ID, SiteID: req.SiteID, NodeID: req.NodeID,
 		Name: req.Name, ReaderConfig: req.ReaderConfig, Transport: req.Transport, BLEAdapter: req.BLEAdapter, UnlockSeconds: req.UnlockSeconds})
 	if ok {
@@ -71,6 +75,17 @@ func (a *API) createReader(w http.ResponseWriter, r *http.Request, p *Principal)
 		jsonUnmarshal(val, &rd)
 		writeJSON(w, http.StatusCreated, rd)
 	}
+}
+
+// knownNode refuses a reader on a node the cluster does not have: its door
+// would never be run. An empty id is left to the state's own refusal.
+func (a *API) knownNode(w http.ResponseWriter, id string) bool {
+	if id == "" || a.svc.KnowsNode(id) {
+		return true
+	}
+	writeError(w, http.StatusBadRequest, "node_not_found", "node_id",
+		fmt.Sprintf("there is no node %q in this cluster (or it was removed); GET /api/v1/cluster lists the nodes", id))
+	return false
 }
 
 func (a *API) patchReader(w http.ResponseWriter, r *http.Request, p *Principal) {
@@ -83,6 +98,9 @@ func (a *API) patchReader(w http.ResponseWriter, r *http.Request, p *Principal) 
 		UnlockSeconds *int    `json:"unlock_seconds"`
 	}
 	if !decode(w, r, &req) {
+		return
+	}
+	if req.NodeID != nil && !a.knownNode(w, *req.NodeID) {
 		return
 	}
 	val, ok := a.write(w, r, p, &command.UpdateReader{ID: r.PathValue("id"), AccountID: p.Account.ID, Name: req.Name, NodeID: req.NodeID,

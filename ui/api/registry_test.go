@@ -322,8 +322,15 @@ func TestReadersSchedulesAccessLevelsAPI(t *testing.T) {
 
 	expect(t, c.Do(t, "POST", "/api/v1/readers", `{"id":"front door!","name":"Front","node_id":"reg4","site_id":"`+site.ID+`","reader_config":"London"}`, nil), 400, "invalid_value")
 	expect(t, c.Do(t, "POST", "/api/v1/readers", `{"id":"front","name":"Front","node_id":"reg4","site_id":"`+site.ID+`","reader_config":"London","unlock_seconds":1}`, nil), 400, "invalid_value")
-	r := c.Do(t, "POST", "/api/v1/readers", `{"id":"front","name":"Front","node_id":"reg4","site_id":"`+site.ID+`","reader_config":"London"}`, nil)
+	// A reader on a node the cluster does not have would never run its door.
+	r := c.Do(t, "POST", "/api/v1/readers", `{"id":"front","name":"Front","node_id":"reg-typo","site_id":"`+site.ID+`","reader_config":"London"}`, nil)
+	expect(t, r, 400, "node_not_found")
+	if e := errorOf(t, r); e.Error.Field != "node_id" || !strings.Contains(e.Error.Message, "reg-typo") {
+		t.Fatalf("the refusal does not name the node: %s", r.Body)
+	}
+	r = c.Do(t, "POST", "/api/v1/readers", `{"id":"front","name":"Front","node_id":"reg4","site_id":"`+site.ID+`","reader_config":"London"}`, nil)
 	expect(t, r, 201, "")
+	expect(t, c.Do(t, "PATCH", "/api/v1/readers/front", `{"node_id":"reg-typo"}`, nil), 400, "node_not_found")
 	if !strings.Contains(r.Body, `"unlock_seconds":5`) || !strings.Contains(r.Body, `"transport":"link"`) {
 		t.Fatalf("reader defaults: %s", r.Body)
 	}

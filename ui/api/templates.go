@@ -1,7 +1,9 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +47,42 @@ func (a *API) message(accountID, kind, to string, fill map[string]string) comman
 	return command.Message{ID: newID(), To: to, Subject: subject, Body: rep.Replace(t.Body)}
 }
 
+// placeholders are the names each kind of message fills in.
+var placeholders = map[string][]string{
+	state.TemplateCardActivation:   {"first_name", "last_name", "site", "configuration", "account", "expires", "link"},
+	state.TemplateConfigActivation: {"first_name", "last_name", "site", "configuration", "account", "expires", "link"},
+	state.TemplateInvitation:       {"first_name", "last_name", "account", "expires", "link"},
+}
+
+// unknownPlaceholder returns the first {name} in text that kind does not
+// fill (a typo would reach every person as it was typed), and the list of
+// those it does.
+func unknownPlaceholder(kind, text string) (bad, known string) {
+	names, ok := placeholders[kind]
+	if !ok {
+		return "", "" // an unknown kind: the state refuses it with the kinds
+	}
+	var list []string
+	for _, n := range names {
+		list = append(list, "{"+n+"}")
+	}
+	for rest := text; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			return "", ""
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return "", ""
+		}
+		name := rest[i+1 : i+j]
+		if !slices.Contains(names, name) && !strings.ContainsAny(name, " \n{") {
+			return "{" + name + "}", strings.Join(list, ", ")
+		}
+		rest = rest[i+1:]
+	}
+}
+
 func when(t time.Time) string { return t.Format("02-01-2006 15:04 MST") }
 
 type templateView struct {
@@ -77,6 +115,14 @@ func (a *API) putTemplate(w http.ResponseWriter, r *http.Request, p *Principal) 
 	}
 	if !decode(w, r, &req) {
 		return
+	}
+	kind := r.PathValue("kind")
+	for field, text := range map[string]string{"subject": req.Subject, "body": req.Body} {
+		if bad, known := unknownPlaceholder(kind, text); bad != "" {
+			writeError(w, http.StatusBadRequest, "unknown_placeholder", field,
+				fmt.Sprintf("%s is not filled in for this message; the placeholders are %s", bad, known))
+			return
+		}
 	}
 	if _, ok := a.write(w, r, p, &command.SetTemplate{AccountID: p.Account.ID, Kind: r.PathValue("kind"), Subject: req.Subject, Body: req.Body}); ok {
 		a.listTemplates(w, r, p)

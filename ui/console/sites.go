@@ -25,7 +25,11 @@ func rejected(rej *state.Rejection) *refusal {
 // and applied on this node, so the page that follows shows it.
 func (c *Console) write(r *http.Request, p *api.Principal, body command.Body) *refusal {
 	cmd := command.Command{Header: command.Header{RequestID: api.NewID(), Actor: p.Operator.ID, At: c.now().UTC()}, Body: body}
-	if rej := state.Validate(cmd); rej != nil {
+	rej := state.Admit(cmd)
+	if rej == nil {
+		rej = state.Validate(cmd)
+	}
+	if rej != nil {
 		return rejected(rej)
 	}
 	ctx, cancel := writeContext(r)

@@ -1,0 +1,80 @@
+package api_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"lintel/internal/testnode"
+)
+
+// appliedIndex is the node's applied index, as the self-check reports it.
+func appliedIndex(t *testing.T, c *testnode.Client) uint64 {
+	t.Helper()
+	r := c.Do(t, "GET", "/api/v1/self-check", "", nil)
+	var out struct {
+		AppliedIndex uint64 `json:"applied_index"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &out); err != nil {
+		t.Fatalf("self-check: %d %s", r.StatusCode, r.Body)
+	}
+	return out.AppliedIndex
+}
+
+// Bodies that encoding/json would take but mean two things, or text no one
+// meant, are refused with 400 before anything reaches the log.
+func TestStrictRequestBodies(t *testing.T) {
+	n := testnode.Start(t, "strict1")
+	testnode.WaitReady(t, n)
+	c := testnode.Login(t, n)
+
+	long := strings.Repeat("x", 500_000)
+	cases := []struct {
+		name, body, code, field string
+	}{
+		{"duplicate key", `{"first_name":"Ann","first_name":"Bob","last_name":"Lee","email":"a@example.com"}`, "malformed_json", ""},
+		{"duplicate nested key", `{"first_name":"Ann","last_name":"Lee","email":"a@example.com","fields":{"badge":"1","badge":"2"}}`, "malformed_json", ""},
+		{"invalid UTF-8", "{\"first_name\":\"A\xffn\",\"last_name\":\"Lee\",\"email\":\"a@example.com\"}", "malformed_json", ""},
+		{"NUL in text", `{"first_name":"Ann","last_name":"Lee","email":"a@example.com","phone":"1\u00002"}`, "invalid_value", "phone"},
+		{"500 000-character field", `{"first_name":"Ann","last_name":"Lee","email":"a@example.com","fields":{"badge":"` + long[:500_000] + `"}}`, "too_long", "fields.badge"},
+		{"long field name", `{"first_name":"Ann","last_name":"Lee","email":"a@example.com","fields":{"` + long[:60] + `":"1"}}`, "too_long", "fields name"},
+		{"long email", `{"first_name":"Ann","last_name":"Lee","email":"a@` + long[:2000] + `"}`, "too_long", "email"},
+	}
+	before := appliedIndex(t, c)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.Do(t, "POST", "/api/v1/cardholders", tc.body, nil)
+			expect(t, r, 400, tc.code)
+			if e := errorOf(t, r); tc.field != "" && e.Error.Field != tc.field {
+				t.Fatalf("field %q, want %q: %s", e.Error.Field, tc.field, r.Body)
+			}
+		})
+	}
+	if after := appliedIndex(t, c); after != before {
+		t.Fatalf("refused requests moved the applied index from %d to %d", before, after)
+	}
+	// The same request, well-formed, is taken.
+	r := c.Do(t, "POST", "/api/v1/cardholders", `{"first_name":"Ann","last_name":"Lee","email":"a@example.com","fields":{"badge":"12"}}`, nil)
+	expect(t, r, 201, "")
+	// A body the wallet sends is held to the same rules.
+	r = c.Do(t, "POST", "/wallet/v1/receipts", `{"card_id":"x","card_id":"y"}`, nil)
+	if r.StatusCode != 400 || !strings.Contains(r.Body, "twice") {
+		t.Fatalf("wallet receipt with a duplicate key: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// A message template may use only the placeholders its kind fills in: a
+// typo would reach every person as typed.
+func TestTemplatePlaceholdersChecked(t *testing.T) {
+	n := testnode.Start(t, "tmpl1")
+	testnode.WaitReady(t, n)
+	c := testnode.Login(t, n)
+	r := c.Do(t, "PUT", "/api/v1/templates/card_activation", `{"subject":"Card for {frist_name}","body":"{link}"}`, nil)
+	expect(t, r, 400, "unknown_placeholder")
+	if e := errorOf(t, r); e.Error.Field != "subject" || !strings.Contains(e.Error.Message, "{frist_name}") || !strings.Contains(e.Error.Message, "{first_name}") {
+		t.Fatalf("the refusal does not name the typo and the right names: %s", r.Body)
+	}
+	// {site} is not filled in an invitation.
+	expect(t, c.Do(t, "PUT", "/api/v1/templates/operator_invitation", `{"subject":"Welcome","body":"{site}: {link}"}`, nil), 400, "unknown_placeholder")
+	expect(t, c.Do(t, "PUT", "/api/v1/templates/operator_invitation", `{"subject":"Welcome to {account}","body":"Hello {first_name}, { not a placeholder }: {link}"}`, nil), 200, "")
+}
