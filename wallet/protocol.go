@@ -14,7 +14,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"lintel/consensus/command"
@@ -381,14 +383,31 @@ func notSent(err error) bool {
 
 // post sends body as JSON and decodes a 200 answer into out. An error
 // status is a *ServerError; anything else that goes wrong is a *NetError.
+// A node that answers 429 (too many requests from this address) is asked
+// again after its Retry-After, a few times, while ctx allows.
 func (w *Wallet) post(ctx context.Context, node, target string, body any, idempotencyKey string, out any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
+	for try := 0; ; try++ {
+		wait, err := w.postOnce(ctx, node, target, b, idempotencyKey, out)
+		if wait == 0 || try == 3 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// postOnce sends b once. A 429 returns its error and how long to wait.
+func (w *Wallet) postOnce(ctx context.Context, node, target string, b []byte, idempotencyKey string, out any) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
 	if err != nil {
-		return &NetError{Node: node, Err: errors.New("bad URL")}
+		return 0, &NetError{Node: node, Err: errors.New("bad URL")}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -402,15 +421,15 @@ func (w *Wallet) post(ctx context.Context, node, target string, body any, idempo
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &NetError{Node: node, Err: err}
+		return 0, &NetError{Node: node, Err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
-		return &NetError{Node: node, Err: fmt.Errorf("reading the answer: %w", err)}
+		return 0, &NetError{Node: node, Err: fmt.Errorf("reading the answer: %w", err)}
 	}
 	if len(data) > maxAnswer {
-		return &NetError{Node: node, Err: errors.New("the answer is over 1 MiB")}
+		return 0, &NetError{Node: node, Err: errors.New("the answer is over 1 MiB")}
 	}
 	if resp.StatusCode != http.StatusOK {
 		se := &ServerError{StatusCode: resp.StatusCode, Message: "the node answered " + resp.Status}
@@ -423,12 +442,16 @@ func (w *Wallet) post(ctx context.Context, node, target string, body any, idempo
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
 			se.Code, se.Message = eb.Error.Code, eb.Error.Message
 		}
-		return se
+		if resp.StatusCode == http.StatusTooManyRequests {
+			secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			return time.Duration(min(max(secs, 1), 5)) * time.Second, se
+		}
+		return 0, se
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return &NetError{Node: node, Err: fmt.Errorf("the answer is not the JSON expected: %v", err)}
+		return 0, &NetError{Node: node, Err: fmt.Errorf("the answer is not the JSON expected: %v", err)}
 	}
-	return nil
+	return 0, nil
 }
 
 // oneLine keeps a message from the network on one printable line.

@@ -485,3 +485,15 @@ func (s *State) ClusterID() string {
 	sum := sha256.Sum256(append([]byte("lintel-cluster-id\n"), s.ClusterSecret...))
 	return hex.EncodeToString(sum[:8])
 }
+
+// Check applies c to a copy of this version, as the leader would at the
+// next index with stamp at, and returns its refusal: the door for a request
+// that needs no login, so that a refused one never becomes a log entry. The
+// copy keeps no request id, so the dedup queues, which versions share,
+// are not touched.
+func (s *State) Check(c command.Command, at time.Time) *Rejection {
+	tx := s.Clone()
+	c.RequestID, c.Idempotent = "", false
+	res, _ := tx.ApplyAt(s.Index+1, at, c)
+	return res.Err
+}

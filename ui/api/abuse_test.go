@@ -78,3 +78,45 @@ func TestTemplatePlaceholdersChecked(t *testing.T) {
 	expect(t, c.Do(t, "PUT", "/api/v1/templates/operator_invitation", `{"subject":"Welcome","body":"{site}: {link}"}`, nil), 400, "unknown_placeholder")
 	expect(t, c.Do(t, "PUT", "/api/v1/templates/operator_invitation", `{"subject":"Welcome to {account}","body":"Hello {first_name}, { not a placeholder }: {link}"}`, nil), 200, "")
 }
+
+// Requests that need no login and that the state would refuse never become
+// log entries, and one address cannot send them faster than a phone would.
+func TestOpenEndpointsRefuseBeforeTheLog(t *testing.T) {
+	n := testnode.Start(t, "open1")
+	testnode.WaitReady(t, n)
+	c := testnode.Login(t, n)
+	anon := &testnode.Client{Base: c.Base, HTTP: c.HTTP}
+	before := appliedIndex(t, c)
+	posts := []struct{ path, body, code string }{
+		{"/wallet/v1/receipts", `{"card_id":"nope","signature":"AAAA"}`, "card_not_found"},
+		{"/activate/bogus-token", `{"public_key":"AAAA"}`, "link_not_found"},
+		{"/invitation/bogus-token", `{"password":"long enough password"}`, "invitation_not_found"},
+	}
+	limited := 0
+	for i := range 300 {
+		p := posts[i%len(posts)]
+		r := anon.Do(t, "POST", p.path, p.body, nil)
+		switch r.StatusCode {
+		case 429:
+			limited++
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+		case 404, 400, 403, 409:
+			if i < 3 {
+				if e := errorOf(t, r); e.Error.Code != p.code {
+					t.Fatalf("%s: %s, want %s", p.path, r.Body, p.code)
+				}
+			}
+		default:
+			t.Fatalf("%s: %d %s", p.path, r.StatusCode, r.Body)
+		}
+	}
+	if after := appliedIndex(t, c); after != before {
+		t.Fatalf("300 refused posts moved the applied index from %d to %d", before, after)
+	}
+	t.Logf("300 refused posts from one address: %d limited (429), applied index %d before and after", limited, before)
+	if limited < 200 {
+		t.Fatalf("only %d of 300 posts from one address were limited", limited)
+	}
+}

@@ -356,12 +356,17 @@ func (a *API) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_value", "password", "choose a password of 8 to 72 characters")
 		return
 	}
+	// The link first, on this replica, with a stand-in hash: a bogus link
+	// costs neither a bcrypt nor a log entry.
+	system := &Principal{Operator: state.Operator{ID: "invitation"}}
+	if !a.precheck(w, r, system, &command.AcceptInvitation{InviteHash: HashToken(r.PathValue("token")), PasswordHash: "unchecked"}) {
+		return
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_value", "password", "that password cannot be used")
 		return
 	}
-	system := &Principal{Operator: state.Operator{ID: "invitation"}}
 	val, ok := a.write(w, r, system, &command.AcceptInvitation{InviteHash: HashToken(r.PathValue("token")), PasswordHash: string(hash)})
 	if !ok {
 		return

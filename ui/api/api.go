@@ -82,13 +82,15 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 	throttle *throttle
-	mux      *http.ServeMux
+	// openLimit limits the requests that need no login, per address.
+	openLimit *addrLimiter
+	mux       *http.ServeMux
 }
 
 // New builds the API handler. baseURL is where people reach this node
 // (http://advertised-address), used in activation links.
 func New(svc Service, log *slog.Logger, baseURL, nodeID string) *API {
-	a := &API{svc: svc, log: log, baseURL: baseURL, nodeID: nodeID, now: time.Now, throttle: newThrottle(), mux: http.NewServeMux()}
+	a := &API{svc: svc, log: log, baseURL: baseURL, nodeID: nodeID, now: time.Now, throttle: newThrottle(), openLimit: newAddrLimiter(), mux: http.NewServeMux()}
 	a.routes()
 	return a
 }
@@ -205,7 +207,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/tokens", a.auth("operators", "view", a.listTokens))
 	m.HandleFunc("POST /api/v1/tokens", a.auth("", "", a.createToken))
 	m.HandleFunc("DELETE /api/v1/tokens/{id}", a.auth("operators", "edit", a.deleteToken))
-	m.HandleFunc("POST /invitation/{token}", a.acceptInvitation)
+	m.HandleFunc("POST /invitation/{token}", a.open(a.acceptInvitation))
 
 	// Exports and the card import (importexport.go).
 	m.HandleFunc("GET /api/v1/sites/export.xlsx", a.auth("sites", "view", a.exportSites))
@@ -219,9 +221,9 @@ func (a *API) routes() {
 	m.HandleFunc(routeImportCards, a.auth("cards", "create", a.importCards))
 
 	m.HandleFunc("GET /activate/{token}", a.activationPage)
-	m.HandleFunc("POST /activate/{token}", a.activate)
-	m.HandleFunc("POST /wallet/v1/checkin", a.walletCheckin)
-	m.HandleFunc("POST /wallet/v1/receipts", a.walletReceipt)
+	m.HandleFunc("POST /activate/{token}", a.open(a.activate))
+	m.HandleFunc("POST /wallet/v1/checkin", a.open(a.walletCheckin))
+	m.HandleFunc("POST /wallet/v1/receipts", a.open(a.walletReceipt))
 
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "", "there is no "+r.Method+" "+r.URL.Path+" in this API; see the README for the paths")

@@ -300,8 +300,12 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_value", "public_key", "public_key must be the base64 of the phone's P-256 public key (PKIX DER)")
 		return
 	}
+	body := &command.ActivateCard{LinkHash: HashToken(r.PathValue("token")), DeviceKey: der}
 	system := &Principal{Operator: state.Operator{ID: "activation"}}
-	val, ok := a.write(w, r, system, &command.ActivateCard{LinkHash: HashToken(r.PathValue("token")), DeviceKey: der})
+	if !a.precheck(w, r, system, body) {
+		return
+	}
+	val, ok := a.write(w, r, system, body)
 	if !ok {
 		return
 	}

@@ -82,8 +82,12 @@ func (a *API) walletReceipt(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_value", "signature", "signature must be the base64 ECDSA P-256 (ASN.1) signature of the deletion receipt")
 		return
 	}
+	body := &command.ConfirmRevoke{CardID: req.CardID, Signature: sig}
 	phone := &Principal{Operator: state.Operator{ID: "phone"}}
-	val, ok := a.write(w, r, phone, &command.ConfirmRevoke{CardID: req.CardID, Signature: sig})
+	if !a.precheck(w, r, phone, body) {
+		return
+	}
+	val, ok := a.write(w, r, phone, body)
 	if !ok {
 		return
 	}
