@@ -18,6 +18,7 @@ import (
 func (n *Node) routes() http.Handler {
 	svc := service{n}
 	a := api.New(svc, n.log, "http://"+n.httpAddr, n.cfg.NodeID)
+	n.api = a
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a)
 	mux.Handle("/activate/", a)
@@ -27,6 +28,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
 	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))
 	mux.Handle("POST "+replication.PathUnlock, n.unlockHandler())
+	mux.Handle("POST "+replication.PathLoginThrottle, n.loginThrottleHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))

@@ -37,6 +37,7 @@ type Node struct {
 	raft     *consensus.Raft
 	members  *replication.Membership
 	fwd      *replication.Forwarder
+	api      *api.API // set by routes, before the HTTP server starts
 	metrics  *metrics
 	http     *http.Server
 	httpLn   net.Listener

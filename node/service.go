@@ -269,6 +269,51 @@ func (n *Node) unlockHandler() http.Handler {
 
 func (s service) HasQuorum() bool { ok, _ := s.n.quorum(); return ok }
 
+type throttleRequest struct {
+	Op   string   `json:"op"`
+	Keys []string `json:"keys"`
+}
+
+type throttleAnswer struct {
+	WaitMS int64 `json:"wait_ms"`
+}
+
+// LoginThrottle: the leader holds the cluster's counts of failed logins, so
+// guesses spread over the nodes add up; a follower asks it.
+func (s service) LoginThrottle(ctx context.Context, op string, keys []string) (time.Duration, error) {
+	n := s.n
+	if n.raft.IsLeader() {
+		return n.api.LoginThrottle(op, keys), nil
+	}
+	leader, _ := n.raft.Leader()
+	if leader == "" {
+		return 0, api.ErrNoQuorum
+	}
+	var out throttleAnswer
+	if err := n.fwd.CallNode(ctx, leader, replication.PathLoginThrottle, throttleRequest{Op: op, Keys: keys}, &out); err != nil {
+		return 0, err
+	}
+	return time.Duration(out.WaitMS) * time.Millisecond, nil
+}
+
+func (n *Node) loginThrottleHandler() http.Handler {
+	return n.fwd.Internal(func(_ context.Context, body []byte) (any, error) {
+		var req throttleRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, err
+		}
+		if len(req.Keys) > 3 || (req.Op != api.ThrottleCheck && req.Op != api.ThrottleFail && req.Op != api.ThrottleReset) {
+			return nil, errors.New("a login throttle call takes check, fail or reset and at most 3 keys")
+		}
+		for _, k := range req.Keys {
+			if len(k) > 1024 {
+				return nil, errors.New("a login throttle key is at most 1024 bytes")
+			}
+		}
+		return throttleAnswer{WaitMS: n.api.LoginThrottle(req.Op, req.Keys).Milliseconds()}, nil
+	})
+}
+
 func (s service) KnowsNode(id string) bool {
 	n := s.n
 	removed := false

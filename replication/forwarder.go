@@ -331,6 +331,9 @@ func (f *Forwarder) StatusHandler(own func() NodeStatus) http.Handler {
 // PathUnlock asks the node that runs a reader to unlock its door.
 const PathUnlock = "/internal/v1/unlock"
 
+// PathLoginThrottle asks the leader for the cluster's counts of failed logins.
+const PathLoginThrottle = "/internal/v1/login-throttle"
+
 // CallNode sends a signed internal request to node nodeID and decodes its
 // JSON answer into out. The body is JSON.
 func (f *Forwarder) CallNode(ctx context.Context, nodeID, path string, in, out any) error {

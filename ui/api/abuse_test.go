@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"lintel/internal/testnode"
 )
@@ -118,5 +120,49 @@ func TestOpenEndpointsRefuseBeforeTheLog(t *testing.T) {
 	t.Logf("300 refused posts from one address: %d limited (429), applied index %d before and after", limited, before)
 	if limited < 200 {
 		t.Fatalf("only %d of 300 posts from one address were limited", limited)
+	}
+}
+
+// Failed logins are counted for the whole cluster, per person and address:
+// wrong passwords spread over three nodes add up, and lock that person at
+// that address only, not a colleague behind the same address.
+func TestLoginThrottleClusterWide(t *testing.T) {
+	n1 := testnode.Start(t, "lt1")
+	testnode.WaitReady(t, n1)
+	n2 := testnode.Start(t, "lt2", n1.GossipAddr())
+	n3 := testnode.Start(t, "lt3", n1.GossipAddr())
+	testnode.WaitReady(t, n2)
+	testnode.WaitReady(t, n3)
+	admin := testnode.Login(t, n1)
+	var prof struct{ ID string }
+	r := admin.Do(t, "POST", "/api/v1/profiles", `{"name":"Viewers","rights":{"sites":["view"]}}`, nil)
+	expect(t, r, 201, "")
+	decodeInto(t, r, &prof)
+	expect(t, admin.Do(t, "POST", "/api/v1/operators", `{"first_name":"Bob","last_name":"Lee","email":"bob@example.com","profile_id":"`+prof.ID+`","password":"bob-secret-1"}`, nil), 201, "")
+
+	login := func(n interface{ Addr() string }, email, password string) testnode.Response {
+		c := &testnode.Client{Base: "http://" + n.Addr(), HTTP: &http.Client{Timeout: 10 * time.Second}}
+		return c.Do(t, "POST", "/api/v1/session", `{"email":"`+email+`","password":"`+password+`"}`, nil)
+	}
+	nodes := []interface{ Addr() string }{n1, n2, n3, n1, n2}
+	for i, n := range nodes {
+		if r := login(n, testnode.AdminEmail, "wrong password"); r.StatusCode != 401 {
+			t.Fatalf("wrong password %d: %d %s", i+1, r.StatusCode, r.Body)
+		}
+	}
+	// The right password, on the third node, after 5 wrong ones spread over all three.
+	r = login(n3, testnode.AdminEmail, testnode.AdminPassword)
+	expect(t, r, 429, "too_many_attempts")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	// Someone else behind the same address gets their password wrong five
+	// times on one node...
+	for range 5 {
+		login(n1, "carol@example.com", "wrong password")
+	}
+	// ...and a colleague there is not locked out, on any node.
+	for _, n := range []interface{ Addr() string }{n1, n2, n3} {
+		expect(t, login(n, "bob@example.com", "bob-secret-1"), 200, "")
 	}
 }

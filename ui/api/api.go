@@ -42,6 +42,11 @@ type Service interface {
 	// KnowsNode tells whether id names a node of this cluster (in its Raft
 	// configuration or seen by gossip, and not removed).
 	KnowsNode(id string) bool
+	// LoginThrottle applies a throttle operation (ThrottleCheck, ThrottleFail,
+	// ThrottleReset) to the cluster's counts of failed logins, held by the
+	// leader, and returns the wait; an error means the leader could not be
+	// asked.
+	LoginThrottle(ctx context.Context, op string, keys []string) (time.Duration, error)
 	// HasQuorum tells whether this node can commit writes now.
 	HasQuorum() bool
 	// QueueOffline takes a revoke or lost mark on a node without a quorum:

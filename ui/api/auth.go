@@ -185,8 +185,8 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	if email == "" || password == "" {
 		return nil, &LoginError{Status: http.StatusBadRequest, Code: "required", Field: "email", Message: "email and password are both required"}
 	}
-	ip := clientIP(r)
-	if wait := a.throttle.blocked(a.now(), "email:"+email, "ip:"+ip); wait > 0 {
+	keys := loginKeys(email, clientIP(r))
+	if wait := a.loginThrottle(r.Context(), ThrottleCheck, keys); wait > 0 {
 		return nil, &LoginError{Status: http.StatusTooManyRequests, Code: "too_many_attempts", RetryAfter: int(wait.Seconds() + 0.999),
 			Message: "too many failed logins; wait a minute before trying again"}
 	}
@@ -218,7 +218,7 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 		hash = []byte(op.PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found {
-		a.throttle.fail(a.now(), "email:"+email, "ip:"+ip)
+		a.loginThrottle(r.Context(), ThrottleFail, keys)
 		return nil, &LoginError{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "the email or the password is wrong"}
 	}
 	var accStatus string
@@ -229,7 +229,7 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	if op.Status != state.OperatorActivated {
 		return nil, &LoginError{Status: http.StatusForbidden, Code: "operator_not_active", Message: "this operator is " + op.Status + "; ask an administrator"}
 	}
-	a.throttle.reset("email:" + email)
+	a.loginThrottle(r.Context(), ThrottleReset, keys[:1]) // the person's own mistakes only
 	token := newToken()
 	now := a.now().UTC()
 	c := command.Command{
@@ -297,16 +297,69 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// throttle counts failed logins per email and per client address on this node.
+// throttle counts failed logins over the last minute, per key: the pair of
+// an email and a client address (one person's mistakes lock that person
+// there, not the colleagues behind the same office address), an email from
+// any address (guesses at one account from many hosts), and an address for
+// any email (guesses at many accounts from one host). The leader holds the
+// cluster's counts (LoginThrottle); a node that cannot reach it counts here.
 type throttle struct {
 	mu    sync.Mutex
 	fails map[string][]time.Time
 }
 
+const throttleWindow = time.Minute
+
+// throttleMax is the failures a key takes in a window, by its kind.
+func throttleMax(key string) int {
+	switch {
+	case strings.HasPrefix(key, "pair:"):
+		return 5
+	case strings.HasPrefix(key, "email:"):
+		return 20
+	}
+	return 50 // "ip:"
+}
+
+// loginKeys are the throttle's keys for one login attempt.
+func loginKeys(email, ip string) []string {
+	return []string{"pair:" + email + "\x00" + ip, "email:" + email, "ip:" + ip}
+}
+
+// Throttle operations, as the leader serves them to the other nodes.
 const (
-	throttleWindow = time.Minute
-	throttleMax    = 5
+	ThrottleCheck = "check"
+	ThrottleFail  = "fail"
+	ThrottleReset = "reset"
 )
+
+// LoginThrottle applies op to the keys on this node's counts and returns
+// how long a login under them must wait: the leader serves it to the
+// other nodes (node/DESIGN.md), so the counts are the cluster's.
+func (a *API) LoginThrottle(op string, keys []string) time.Duration {
+	now := a.now()
+	switch op {
+	case ThrottleFail:
+		a.throttle.fail(now, keys...)
+	case ThrottleReset:
+		for _, k := range keys {
+			a.throttle.reset(k)
+		}
+		return 0
+	}
+	return a.throttle.blocked(now, keys...)
+}
+
+// loginThrottle asks the cluster's counts (the leader's), or this node's
+// when the leader cannot be asked.
+func (a *API) loginThrottle(ctx context.Context, op string, keys []string) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if wait, err := a.svc.LoginThrottle(ctx, op, keys); err == nil {
+		return wait
+	}
+	return a.LoginThrottle(op, keys)
+}
 
 func newThrottle() *throttle { return &throttle{fails: map[string][]time.Time{}} }
 
@@ -331,8 +384,8 @@ func (t *throttle) blocked(now time.Time, keys ...string) time.Duration {
 	defer t.mu.Unlock()
 	var wait time.Duration
 	for _, k := range keys {
-		if f := t.recent(now, k); len(f) >= throttleMax {
-			if d := throttleWindow - now.Sub(f[len(f)-throttleMax]); d > wait {
+		if f, most := t.recent(now, k), throttleMax(k); len(f) >= most {
+			if d := throttleWindow - now.Sub(f[len(f)-most]); d > wait {
 				wait = d
 			}
 		}
