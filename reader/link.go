@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"lintel/consensus/state"
 	"lintel/reader/exchange"
 )
@@ -31,7 +33,15 @@ const maxHello = len(HelloPrefix) + exchange.MaxIDLen + 1
 const (
 	DefaultTimeout  = 5 * time.Second
 	DefaultMaxConns = 256
-	commitTimeout   = 10 * time.Second
+	// DefaultMaxPerAddr bounds one host's exchanges at once: a network
+	// reader or a gateway runs a few, a flood from one host no more.
+	DefaultMaxPerAddr = 32
+	// Connections one host may open a second (and at once): past them a
+	// new one is closed before it costs a goroutine. A busy gateway opens
+	// tens a second; the bound is on the CPU a churn costs.
+	addrRate      = 1000
+	addrBurst     = 1000
+	commitTimeout = 10 * time.Second
 )
 
 // View is the local replica, read under its read lock.
@@ -45,16 +55,25 @@ type LinkConfig struct {
 	Log        *slog.Logger
 	Timeout    time.Duration // for the hello line
 	MaxConns   int
+	MaxPerAddr int
 }
 
 // Link is the reader link server (SPEC 6.1 over TCP).
+//
+// Admission is fair between hosts: one host holds at most MaxPerAddr
+// exchanges and opens at most addrRate connections a second; when all
+// MaxConns are taken, a newcomer from a host holding fewer than the
+// largest holder takes the place of that holder's oldest connection. So a
+// host that floods the link competes with itself, and a phone from
+// anywhere else still gets in.
 type Link struct {
-	cfg   LinkConfig
-	ln    net.Listener
-	slots chan struct{}
+	cfg LinkConfig
+	ln  net.Listener
 
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]string      // → the host it came from
+	byAddr map[string][]net.Conn    // a host's connections, oldest first
+	rates  map[string]*rate.Limiter // a host's connection rate
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -67,6 +86,9 @@ func Listen(addr string, cfg LinkConfig) (*Link, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxPerAddr <= 0 {
+		cfg.MaxPerAddr = min(DefaultMaxPerAddr, cfg.MaxConns)
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -74,11 +96,7 @@ func Listen(addr string, cfg LinkConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--readers %s: %w", addr, err)
 	}
-	l := &Link{
-		cfg: cfg, ln: ln,
-		slots: make(chan struct{}, cfg.MaxConns),
-		conns: map[net.Conn]struct{}{},
-	}
+	l := &Link{cfg: cfg, ln: ln, conns: map[net.Conn]string{}, byAddr: map[string][]net.Conn{}, rates: map[string]*rate.Limiter{}}
 	l.wg.Add(1)
 	go l.serve()
 	return l, nil
@@ -113,30 +131,15 @@ func (l *Link) serve() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		select {
-		case l.slots <- struct{}{}:
-		default:
-			// Full: refuse at once rather than queue, so a flood costs no memory.
+		addr := hostOf(c.RemoteAddr())
+		if !l.admit(c, addr) {
 			c.Close()
 			continue
 		}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			<-l.slots
-			continue
-		}
-		l.conns[c] = struct{}{}
-		l.wg.Add(1)
-		l.mu.Unlock()
 		go func() {
 			defer func() {
 				c.Close()
-				l.mu.Lock()
-				delete(l.conns, c)
-				l.mu.Unlock()
-				<-l.slots
+				l.leave(c)
 				l.wg.Done()
 			}()
 			if err := l.handle(c); err != nil {
@@ -144,6 +147,82 @@ func (l *Link) serve() {
 			}
 		}()
 	}
+}
+
+// admit takes c in, or says no: refused at once rather than queued, so a
+// flood costs no memory.
+func (l *Link) admit(c net.Conn, addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	lim, ok := l.rates[addr]
+	if !ok {
+		if len(l.rates) >= 10_000 {
+			l.rates = map[string]*rate.Limiter{} // a spray of addresses: start again
+		}
+		lim = rate.NewLimiter(addrRate, addrBurst)
+		l.rates[addr] = lim
+	}
+	mine := len(l.byAddr[addr])
+	if !lim.Allow() || mine >= l.cfg.MaxPerAddr {
+		return false
+	}
+	if len(l.conns) >= l.cfg.MaxConns {
+		top := ""
+		for a, cs := range l.byAddr {
+			if top == "" || len(cs) > len(l.byAddr[top]) {
+				top = a
+			}
+		}
+		if len(l.byAddr[top]) <= mine+1 {
+			return false // every host holds its share: the newcomer waits its turn
+		}
+		old := l.byAddr[top][0]
+		l.remove(old)
+		old.Close() // its goroutine ends; leave finds it gone
+	}
+	l.conns[c] = addr
+	l.byAddr[addr] = append(l.byAddr[addr], c)
+	l.wg.Add(1)
+	return true
+}
+
+func (l *Link) leave(c net.Conn) {
+	l.mu.Lock()
+	l.remove(c)
+	l.mu.Unlock()
+}
+
+// remove forgets c (under mu); a connection already removed is left alone.
+func (l *Link) remove(c net.Conn) {
+	addr, ok := l.conns[c]
+	if !ok {
+		return
+	}
+	delete(l.conns, c)
+	cs := l.byAddr[addr]
+	for i, x := range cs {
+		if x == c {
+			cs = append(cs[:i], cs[i+1:]...)
+			break
+		}
+	}
+	if len(cs) == 0 {
+		delete(l.byAddr, addr)
+	} else {
+		l.byAddr[addr] = cs
+	}
+}
+
+// hostOf is the host part of a remote address (the address a limit counts).
+func hostOf(a net.Addr) string {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
 }
 
 // handle reads the hello line naming the reader, then hands the

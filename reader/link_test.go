@@ -19,7 +19,13 @@ type fixedView struct{ s *state.State }
 
 func (v fixedView) Read(fn func(*state.State)) { fn(v.s) }
 
-func startLink(t *testing.T, maxConns int) (*Link, *EventLog) {
+func startLink(t testing.TB, maxConns int) (*Link, *EventLog) {
+	t.Helper()
+	return startLinkWith(t, LinkConfig{Timeout: 300 * time.Millisecond, MaxConns: maxConns})
+}
+
+// startLinkWith starts a link with lc (its Controller filled in here).
+func startLinkWith(t testing.TB, lc LinkConfig) (*Link, *EventLog) {
 	t.Helper()
 	events, err := OpenEventLog(t.TempDir())
 	if err != nil {
@@ -36,7 +42,8 @@ func startLink(t *testing.T, maxConns int) (*Link, *EventLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Listen("127.0.0.1:0", LinkConfig{Controller: ctrl, Timeout: 300 * time.Millisecond, MaxConns: maxConns})
+	lc.Controller = ctrl
+	l, err := Listen("127.0.0.1:0", lc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,111 @@
+package reader
+
+import (
+	"bufio"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"lintel/reader/exchange"
+)
+
+// flood holds idle connections to the link from 127.0.0.2 (never a hello:
+// each holds its place until the hello timeout) and opens and closes more
+// in a loop, while a phone on 127.0.0.1 presents presents times. It returns
+// the presentations that did not get their challenge and the slowest.
+func flood(tb testing.TB, l *Link, idle, presents int) (failed int, slowest time.Duration) {
+	tb.Helper()
+	attacker := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: time.Second}
+	var held []net.Conn
+	var mu sync.Mutex
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // keep idle connections open, and open new ones as the node drops them
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			n := len(held)
+			mu.Unlock()
+			if n >= idle {
+				// churn: one more opened and closed at once
+				if c, err := attacker.Dial("tcp", l.Addr()); err == nil {
+					c.Close()
+				}
+				continue
+			}
+			if c, err := attacker.Dial("tcp", l.Addr()); err == nil {
+				mu.Lock()
+				held = append(held, c)
+				mu.Unlock()
+			}
+		}
+	})
+	time.Sleep(200 * time.Millisecond) // the flood is in place
+	var lat []time.Duration
+	for range presents {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", l.Addr(), time.Second)
+		if err != nil {
+			failed++
+			continue
+		}
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		c.Write(Hello("door-1"))
+		f, err := exchange.ReadFrame(bufio.NewReader(c))
+		c.Close()
+		if err != nil || f.Type != exchange.TypeChallenge {
+			failed++
+			continue
+		}
+		lat = append(lat, time.Since(start))
+	}
+	close(stop)
+	wg.Wait()
+	if len(lat) > 0 {
+		slowest = slices.Max(lat)
+	}
+	return failed, slowest
+}
+
+// A host that floods the reader link with idle and churning connections
+// competes with itself: a phone from elsewhere still gets every challenge.
+func TestReaderLinkFairUnderFlood(t *testing.T) {
+	// Idle places held as long as a node holds them (its hello timeout).
+	l, _ := startLinkWith(t, LinkConfig{Timeout: DefaultTimeout, MaxConns: 16})
+	failed, slowest := flood(t, l, 500, 30)
+	t.Logf("30 presentations beside a flood of 500 idle connections and a churn: %d failed, slowest %s", failed, slowest)
+	if failed != 0 {
+		t.Fatalf("%d of 30 presentations failed beside the flood", failed)
+	}
+	l.mu.Lock()
+	fromAttacker := len(l.byAddr["127.0.0.2"])
+	l.mu.Unlock()
+	if fromAttacker > l.cfg.MaxPerAddr {
+		t.Fatalf("the flooding host holds %d places, over its %d", fromAttacker, l.cfg.MaxPerAddr)
+	}
+}
+
+// BenchmarkReaderLinkFlood: the same, at the node's default sizes (256
+// places, 32 per host): presentations failed and the slowest challenge.
+func BenchmarkReaderLinkFlood(b *testing.B) {
+	for range b.N {
+		l, _ := startLinkWith(b, LinkConfig{})
+		failed, slowest := flood(b, l, 500, 30)
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(failed), "failed_of_30")
+		b.ReportMetric(float64(slowest.Microseconds())/1000, "slowest_ms")
+	}
+}
