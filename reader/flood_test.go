@@ -109,3 +109,90 @@ func BenchmarkReaderLinkFlood(b *testing.B) {
 		b.ReportMetric(float64(slowest.Microseconds())/1000, "slowest_ms")
 	}
 }
+
+// One idle connection from each of many hosts fills the link; a phone
+// from yet another host still gets in, in place of an idle one.
+func TestReaderLinkManyHostsOneIdleEach(t *testing.T) {
+	l, _ := startLinkWith(t, LinkConfig{Timeout: DefaultTimeout, MaxConns: 64})
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range 64 {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(i+1))}}
+		c, err := d.Dial("tcp", l.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	eventually(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.conns) == 64 })
+	for i := range 10 {
+		c, _, f := hello(t, l.Addr(), "door-1")
+		c.Close()
+		if f.Type != exchange.TypeChallenge {
+			t.Fatalf("presentation %d beside 64 idle hosts: %s", i, f.Type)
+		}
+	}
+}
+
+// An exchange under way is never cut to make room: only a connection that
+// has not named its reader gives its place.
+func TestReaderLinkKeepsExchangesUnderWay(t *testing.T) {
+	l, _ := startLinkWith(t, LinkConfig{Timeout: DefaultTimeout, MaxConns: 2})
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	busy, err := d.Dial("tcp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busy.SetDeadline(time.Now().Add(5 * time.Second))
+	busy.Write(Hello("door-1"))
+	br := bufio.NewReader(busy)
+	first, err := exchange.ReadFrame(br)
+	if err != nil || first.Type != exchange.TypeChallenge {
+		t.Fatalf("the first phone: %v %v", first.Type, err)
+	}
+	idle, err := d.Dial("tcp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	eventually(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.conns) == 2 })
+	c, _, f := hello(t, l.Addr(), "door-1") // from 127.0.0.1: takes the idle one's place
+	c.Close()
+	if f.Type != exchange.TypeChallenge {
+		t.Fatalf("newcomer: %s", f.Type)
+	}
+	// The first phone's exchange goes on: it answers its challenge and gets a verdict.
+	var ch exchange.Challenge
+	if err := exchange.DecodeInto(first, &ch); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := exchange.Respond(ch, "card-x", func([]byte) ([]byte, error) { return []byte{0x30, 0x00}, nil })
+	writeMsg(busy, p)
+	var v exchange.Verdict
+	if err := readMsg(br, &v); err != nil || v.Reason != exchange.ReasonUnknownCard || v.Nonce != ch.Nonce {
+		t.Fatalf("the exchange under way was cut: %+v %v", v, err)
+	}
+}
+
+func TestHostOfGroupsIPv6By64(t *testing.T) {
+	for addr, want := range map[string]string{
+		"192.0.2.7:4000":              "192.0.2.7",
+		"[2001:db8:1:2:3:4:5:6]:4000": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:9":    "2001:db8:1:2::/64",
+		"[2001:db8:1:3::1]:9":         "2001:db8:1:3::/64",
+		"[::ffff:192.0.2.7]:4000":     "192.0.2.7",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hostOf(a); got != want {
+			t.Errorf("%s: %s, want %s", addr, got, want)
+		}
+	}
+}

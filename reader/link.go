@@ -60,18 +60,21 @@ type LinkConfig struct {
 
 // Link is the reader link server (SPEC 6.1 over TCP).
 //
-// Admission is fair between hosts: one host holds at most MaxPerAddr
-// exchanges and opens at most addrRate connections a second; when all
-// MaxConns are taken, a newcomer from a host holding fewer than the
-// largest holder takes the place of that holder's oldest connection. So a
-// host that floods the link competes with itself, and a phone from
-// anywhere else still gets in.
+// Admission is fair between hosts (an IPv6 host is its /64): one host
+// holds at most MaxPerAddr exchanges and opens at most addrRate
+// connections a second; when all MaxConns are taken, a newcomer takes the
+// place of a connection that has not named its reader yet (a phone names
+// it at once; a flood's idle connections never do), the oldest of the host
+// holding the most, if that host holds at least as many as the newcomer's. An
+// exchange under way is never cut. So a host that floods the link competes
+// with itself, and a phone from anywhere else still gets in.
 type Link struct {
 	cfg LinkConfig
 	ln  net.Listener
 
 	mu     sync.Mutex
 	conns  map[net.Conn]string      // → the host it came from
+	named  map[net.Conn]bool        // it named its reader: its exchange is under way
 	byAddr map[string][]net.Conn    // a host's connections, oldest first
 	rates  map[string]*rate.Limiter // a host's connection rate
 	closed bool
@@ -96,7 +99,7 @@ func Listen(addr string, cfg LinkConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--readers %s: %w", addr, err)
 	}
-	l := &Link{cfg: cfg, ln: ln, conns: map[net.Conn]string{}, byAddr: map[string][]net.Conn{}, rates: map[string]*rate.Limiter{}}
+	l := &Link{cfg: cfg, ln: ln, conns: map[net.Conn]string{}, named: map[net.Conn]bool{}, byAddr: map[string][]net.Conn{}, rates: map[string]*rate.Limiter{}}
 	l.wg.Add(1)
 	go l.serve()
 	return l, nil
@@ -170,18 +173,24 @@ func (l *Link) admit(c net.Conn, addr string) bool {
 		return false
 	}
 	if len(l.conns) >= l.cfg.MaxConns {
-		top := ""
-		for a, cs := range l.byAddr {
-			if top == "" || len(cs) > len(l.byAddr[top]) {
-				top = a
+		var victim net.Conn
+		most := -1
+		for _, cs := range l.byAddr {
+			if len(cs) < mine || len(cs) <= most {
+				continue // a host holding fewer than the newcomer's keeps its places
+			}
+			for _, x := range cs { // oldest first
+				if !l.named[x] {
+					victim, most = x, len(cs)
+					break
+				}
 			}
 		}
-		if len(l.byAddr[top]) <= mine+1 {
-			return false // every host holds its share: the newcomer waits its turn
+		if victim == nil {
+			return false // every place is an exchange under way, or a fair share
 		}
-		old := l.byAddr[top][0]
-		l.remove(old)
-		old.Close() // its goroutine ends; leave finds it gone
+		l.remove(victim)
+		victim.Close() // its goroutine ends; leave finds it gone
 	}
 	l.conns[c] = addr
 	l.byAddr[addr] = append(l.byAddr[addr], c)
@@ -202,6 +211,7 @@ func (l *Link) remove(c net.Conn) {
 		return
 	}
 	delete(l.conns, c)
+	delete(l.named, c)
 	cs := l.byAddr[addr]
 	for i, x := range cs {
 		if x == c {
@@ -216,11 +226,15 @@ func (l *Link) remove(c net.Conn) {
 	}
 }
 
-// hostOf is the host part of a remote address (the address a limit counts).
+// hostOf is the host a limit counts for a remote address: its IP, or for
+// IPv6 its /64 (one host or one network hands out as many as it likes).
 func hostOf(a net.Addr) string {
 	host, _, err := net.SplitHostPort(a.String())
 	if err != nil {
 		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return host
 }
@@ -233,6 +247,15 @@ func (l *Link) handle(c net.Conn) error {
 	readerID, err := readHello(r)
 	if err != nil {
 		return err
+	}
+	l.mu.Lock()
+	_, ours := l.conns[c]
+	if ours {
+		l.named[c] = true
+	}
+	l.mu.Unlock()
+	if !ours {
+		return errors.New("reader link: the place was given to another phone")
 	}
 	return l.cfg.Controller.Exchange(bufferedConn{Reader: r, Conn: c}, readerID)
 }
