@@ -163,7 +163,7 @@ func (w *Wallet) Activate(ctx context.Context, activationURL string) (*Card, err
 	}
 	var se *ServerError
 	switch {
-	case errors.As(err, &se) && se.StatusCode < 500, fresh && notSent(err):
+	case errors.As(err, &se) && se.definite(), fresh && notSent(err):
 		// A definite refusal, or a request that never left: nothing was
 		// bound to the key. (A key kept from an earlier try stays when the
 		// node cannot be reached now.)
@@ -363,7 +363,7 @@ func (w *Wallet) deliverReceipt(ctx context.Context, node string, c *Card, r Che
 	case errors.As(err, &se) && se.Code == "card_not_found":
 		w.ReceiptDelivered(c.CardID)
 		r.Receipt, r.Status = ReceiptNotNeeded, "deleted"
-	case errors.As(err, &se) && se.StatusCode < 500:
+	case errors.As(err, &se) && se.definite():
 		// Sending it again cannot change the answer.
 		w.ReceiptDelivered(c.CardID)
 		r.Receipt, r.Error = ReceiptRefused, "the node refused the deletion receipt: "+err.Error()
@@ -372,6 +372,14 @@ func (w *Wallet) deliverReceipt(ctx context.Context, node string, c *Card, r Che
 		r.Receipt, r.Error = ReceiptPending, "deletion receipt not delivered, the next check-in sends it again: "+err.Error()
 	}
 	return r
+}
+
+// definite reports whether a refusal is the node's answer to the request
+// itself: a 4xx other than 408 and 429 (too many requests from this address,
+// which a flood by someone else on the same network can cause), which say
+// "not now" and leave the request to be sent again.
+func (e *ServerError) definite() bool {
+	return e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests && e.StatusCode != http.StatusRequestTimeout
 }
 
 // notSent reports whether a request failed before it could reach the node:

@@ -1,6 +1,7 @@
 package wallet
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"lintel/consensus/command"
 )
@@ -52,6 +54,9 @@ type fakeNode struct {
 	idemKeys    []string
 	receiptFail int // receipts answered 503 before one is taken
 	receipts    int
+	limited     int // requests answered 429 (Retry-After: 1) before one is taken
+	// receiptLimited answers every receipt 429.
+	receiptLimited bool
 }
 
 func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,6 +64,12 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
 		writeError(w, 400, "bad_request", "want a JSON POST")
+		return
+	}
+	if f.limited > 0 {
+		f.limited--
+		w.Header().Set("Retry-After", "1")
+		writeError(w, 429, "too_many_requests", "too many requests from this address")
 		return
 	}
 	switch {
@@ -105,6 +116,11 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Signature string `json:"signature"`
 		}
 		json.NewDecoder(r.Body).Decode(&req)
+		if f.receiptLimited {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, 429, "too_many_requests", "too many requests from this address")
+			return
+		}
 		if f.receiptFail > 0 {
 			f.receiptFail--
 			writeError(w, 503, "no_quorum", "no leader")
@@ -428,4 +444,46 @@ func TestDeleteKeepsCardWhenSaveFails(t *testing.T) {
 	if c, ok := w.Card("c1"); !ok || c.key == nil || c.Receipt() != nil {
 		t.Fatalf("a failed delete changed the card: %+v", c)
 	}
+}
+
+// A node that says "too many requests from this address" (someone else on
+// the phone's network may be the cause) is asked again after Retry-After;
+// when it keeps saying so, nothing is given up: the key stays pending and
+// the receipt waits for the next check-in.
+func TestTooManyRequestsIsNotARefusal(t *testing.T) {
+	f, srv := newFake(t)
+	w, _ := Open(filepath.Join(t.TempDir(), "wallet.json"))
+	f.limited = 2
+	if _, err := w.Activate(t.Context(), srv.URL+"/activate/c1"); err != nil {
+		t.Fatalf("after two 429s: %v", err)
+	}
+	f.mu.Lock()
+	f.limited = 1000
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	if _, err := w.Activate(ctx, srv.URL+"/activate/c2"); !errors.Is(err, ErrOutcomeUnknown) || len(w.pending) != 1 {
+		t.Fatalf("kept at 429: %v (%d pending), want the outcome unknown and the key kept", err, len(w.pending))
+	}
+	f.mu.Lock()
+	f.limited, f.statuses["c1"] = 0, "pending_revoke"
+	f.receiptFail = 0
+	f.mu.Unlock()
+	// The check-in itself passes; the receipt is limited.
+	res, err := checkinLimitedReceipt(t, f, w, srv.URL)
+	if len(res) == 0 || res[0].Receipt != ReceiptPending {
+		t.Fatalf("receipt at 429: %+v %v, want it pending", res, err)
+	}
+}
+
+// checkinLimitedReceipt checks in with the node answering 429 to every
+// receipt for a second and a half.
+func checkinLimitedReceipt(t *testing.T, f *fakeNode, w *Wallet, url string) ([]CheckinResult, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	f.mu.Lock()
+	f.receiptLimited = true
+	f.mu.Unlock()
+	return w.Checkin(ctx, url)
 }
