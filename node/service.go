@@ -302,8 +302,8 @@ func (n *Node) loginThrottleHandler() http.Handler {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, err
 		}
-		if len(req.Keys) > 3 || (req.Op != api.ThrottleCheck && req.Op != api.ThrottleFail && req.Op != api.ThrottleReset) {
-			return nil, errors.New("a login throttle call takes check, fail or reset and at most 3 keys")
+		if len(req.Keys) > 3 || (req.Op != api.ThrottleAttempt && req.Op != api.ThrottleRefund && req.Op != api.ThrottleReset) {
+			return nil, errors.New("a login throttle call takes attempt, refund or reset and at most 3 keys")
 		}
 		for _, k := range req.Keys {
 			if len(k) > 1024 {

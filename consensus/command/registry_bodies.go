@@ -82,8 +82,8 @@ type SendCard struct {
 type Message struct {
 	ID      string `json:"id"`
 	To      string `json:"to"`
-	Subject string `json:"subject"`
-	Body    string `json:"body" max:"20000"` // a template (10 000) with its placeholders filled
+	Subject string `json:"subject" max:"2000"` // made by the node from a template (200) and names
+	Body    string `json:"body" max:"20000"`   // a template (10 000) with its placeholders filled
 }
 
 // ActivateCard redeems an activation link: it binds the phone's P-256

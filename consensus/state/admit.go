@@ -23,8 +23,10 @@ const (
 
 // Admit refuses a command whose text is not UTF-8, holds a NUL, or is longer
 // than its field's bound: every string of the body, nested ones and the keys
-// and values of maps included. Its error names the field as the request
-// named it (the JSON name, with the path into lists and maps).
+// and values of maps included. Its error names the field as the command
+// names it (the JSON name, with the path into lists and maps), which is the
+// request's own name for most writes; a few commands nest what the request
+// sent flat (a card's new cardholder: new_cardholder.phone).
 func Admit(c command.Command) *Rejection {
 	if c.Body == nil {
 		return nil

@@ -488,12 +488,24 @@ func (s *State) ClusterID() string {
 
 // Check applies c to a copy of this version, as the leader would at the
 // next index with stamp at, and returns its refusal: the door for a request
-// that needs no login, so that a refused one never becomes a log entry. The
-// copy keeps no request id, so the dedup queues, which versions share,
-// are not touched.
+// that needs no login, so that a refused one never becomes a log entry.
+//
+// Only the command's own checks and its dispatch run: no dedup expiry (on a
+// replica that has been quiet, that would delete every expired entry again
+// on each copy), no dedup entry, no history line.
 func (s *State) Check(c command.Command, at time.Time) *Rejection {
-	tx := s.Clone()
-	c.RequestID, c.Idempotent = "", false
-	res, _ := tx.ApplyAt(s.Index+1, at, c)
-	return res.Err
+	tx := *s
+	tx.Index = s.Index + 1
+	stamp := at.UTC()
+	if stamp.After(tx.Clock) {
+		tx.Clock = stamp
+	}
+	rej := checkClock(c, stamp)
+	if rej == nil {
+		rej = Validate(c)
+	}
+	if rej == nil {
+		_, rej = tx.dispatch(c, &changes{index: tx.Index})
+	}
+	return rej
 }

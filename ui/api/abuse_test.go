@@ -1,13 +1,21 @@
 package api_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"lintel/internal/testnode"
+	"lintel/wallet/wallettest"
 )
 
 // appliedIndex is the node's applied index, as the self-check reports it.
@@ -164,5 +172,42 @@ func TestLoginThrottleClusterWide(t *testing.T) {
 	// ...and a colleague there is not locked out, on any node.
 	for _, n := range []interface{ Addr() string }{n1, n2, n3} {
 		expect(t, login(n, "bob@example.com", "bob-secret-1"), 200, "")
+	}
+	// Guesses sent all at once are counted before their passwords are
+	// checked: of 30 in parallel on a follower, at most 5 are tried.
+	var wg sync.WaitGroup
+	var tried atomic.Int32
+	for range 30 {
+		wg.Go(func() {
+			if r := login(n2, "dave@example.com", "wrong password"); r.StatusCode == 401 {
+				tried.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := tried.Load(); n > 5 {
+		t.Fatalf("%d of 30 parallel guesses had their password checked, want at most 5", n)
+	}
+}
+
+// An Idempotency-Key answered for one link answers for that link only:
+// the requests that need no login share one principal.
+func TestOpenIdempotencyKeyIsBoundToItsLink(t *testing.T) {
+	s := wallettest.Setup(t, "idem1")
+	_, link := s.IssueCard(t, "Ada", "Lovelace", "1234")
+	anon := &testnode.Client{Base: s.URL, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	body := `{"public_key":"` + base64.StdEncoding.EncodeToString(der) + `"}`
+	h := map[string]string{"Idempotency-Key": "phone-1"}
+	path := strings.TrimPrefix(link, s.URL)
+	expect(t, anon.Do(t, "POST", path, body, h), 200, "")
+	expect(t, anon.Do(t, "POST", path, body, h), 200, "") // the retry gets the first answer
+	before := appliedIndex(t, s.Client)
+	for range 5 {
+		expect(t, anon.Do(t, "POST", "/activate/someone-elses-link", body, h), 404, "link_not_found")
+	}
+	if after := appliedIndex(t, s.Client); after != before {
+		t.Fatalf("a reused key on other links moved the applied index from %d to %d", before, after)
 	}
 }

@@ -359,6 +359,7 @@ func (a *API) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 	// The link first, on this replica, with a stand-in hash: a bogus link
 	// costs neither a bcrypt nor a log entry.
 	system := &Principal{Operator: state.Operator{ID: "invitation"}}
+	bindKey(r, HashToken(r.PathValue("token")))
 	if !a.precheck(w, r, system, &command.AcceptInvitation{InviteHash: HashToken(r.PathValue("token")), PasswordHash: "unchecked"}) {
 		return
 	}

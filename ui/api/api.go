@@ -42,8 +42,8 @@ type Service interface {
 	// KnowsNode tells whether id names a node of this cluster (in its Raft
 	// configuration or seen by gossip, and not removed).
 	KnowsNode(id string) bool
-	// LoginThrottle applies a throttle operation (ThrottleCheck, ThrottleFail,
-	// ThrottleReset) to the cluster's counts of failed logins, held by the
+	// LoginThrottle applies a throttle operation (ThrottleAttempt,
+	// ThrottleRefund, ThrottleReset) to the cluster's counts of failed logins, held by the
 	// leader, and returns the wait; an error means the leader could not be
 	// asked.
 	LoginThrottle(ctx context.Context, op string, keys []string) (time.Duration, error)

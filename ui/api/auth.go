@@ -185,8 +185,19 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	if email == "" || password == "" {
 		return nil, &LoginError{Status: http.StatusBadRequest, Code: "required", Field: "email", Message: "email and password are both required"}
 	}
+	if len(email) > 254 {
+		return nil, &LoginError{Status: http.StatusBadRequest, Code: "invalid_value", Field: "email", Message: "an email address is at most 254 characters"}
+	}
+	if !a.openLimit.allow(clientIP(r), a.now()) {
+		return nil, &LoginError{Status: http.StatusTooManyRequests, Code: "too_many_requests", RetryAfter: 1,
+			Message: "too many requests from this address; wait a second and try again"}
+	}
 	keys := loginKeys(email, clientIP(r))
-	if wait := a.loginThrottle(r.Context(), ThrottleCheck, keys); wait > 0 {
+	// Counted before the password is checked, so guesses sent in parallel
+	// count too; a login that succeeds takes its count back. A client that
+	// hangs up does not cancel the count.
+	ctx := context.WithoutCancel(r.Context())
+	if wait := a.loginThrottle(ctx, ThrottleAttempt, keys); wait > 0 {
 		return nil, &LoginError{Status: http.StatusTooManyRequests, Code: "too_many_attempts", RetryAfter: int(wait.Seconds() + 0.999),
 			Message: "too many failed logins; wait a minute before trying again"}
 	}
@@ -218,7 +229,6 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 		hash = []byte(op.PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found {
-		a.loginThrottle(r.Context(), ThrottleFail, keys)
 		return nil, &LoginError{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "the email or the password is wrong"}
 	}
 	var accStatus string
@@ -229,7 +239,8 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	if op.Status != state.OperatorActivated {
 		return nil, &LoginError{Status: http.StatusForbidden, Code: "operator_not_active", Message: "this operator is " + op.Status + "; ask an administrator"}
 	}
-	a.loginThrottle(r.Context(), ThrottleReset, keys[:1]) // the person's own mistakes only
+	a.loginThrottle(ctx, ThrottleRefund, keys)
+	a.loginThrottle(ctx, ThrottleReset, keys[:1]) // and the person's own mistakes
 	token := newToken()
 	now := a.now().UTC()
 	c := command.Command{
@@ -328,8 +339,12 @@ func loginKeys(email, ip string) []string {
 
 // Throttle operations, as the leader serves them to the other nodes.
 const (
-	ThrottleCheck = "check"
-	ThrottleFail  = "fail"
+	// ThrottleAttempt counts an attempt as a failure and returns the wait;
+	// an attempt that must wait is not counted.
+	ThrottleAttempt = "attempt"
+	// ThrottleRefund takes back the count of an attempt that succeeded.
+	ThrottleRefund = "refund"
+	// ThrottleReset forgets a key's failures.
 	ThrottleReset = "reset"
 )
 
@@ -339,8 +354,11 @@ const (
 func (a *API) LoginThrottle(op string, keys []string) time.Duration {
 	now := a.now()
 	switch op {
-	case ThrottleFail:
-		a.throttle.fail(now, keys...)
+	case ThrottleAttempt:
+		return a.throttle.attempt(now, keys...)
+	case ThrottleRefund:
+		a.throttle.refund(keys...)
+		return 0
 	case ThrottleReset:
 		for _, k := range keys {
 			a.throttle.reset(k)
@@ -378,10 +396,31 @@ func (t *throttle) recent(now time.Time, key string) []time.Time {
 	return keep
 }
 
+// attempt counts an attempt under every key, in one step, unless one of
+// them must wait: then it returns the wait and counts nothing.
+func (t *throttle) attempt(now time.Time, keys ...string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if wait := t.blockedLocked(now, keys...); wait > 0 {
+		return wait
+	}
+	if len(t.fails) > 100000 { // bound memory under a spray of addresses
+		t.fails = map[string][]time.Time{}
+	}
+	for _, k := range keys {
+		t.fails[k] = append(t.recent(now, k), now)
+	}
+	return 0
+}
+
 // blocked returns how long to wait when any key has too many recent failures.
 func (t *throttle) blocked(now time.Time, keys ...string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.blockedLocked(now, keys...)
+}
+
+func (t *throttle) blockedLocked(now time.Time, keys ...string) time.Duration {
 	var wait time.Duration
 	for _, k := range keys {
 		if f, most := t.recent(now, k), throttleMax(k); len(f) >= most {
@@ -393,14 +432,16 @@ func (t *throttle) blocked(now time.Time, keys ...string) time.Duration {
 	return wait
 }
 
-func (t *throttle) fail(now time.Time, keys ...string) {
+// refund takes back each key's newest failure.
+func (t *throttle) refund(keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.fails) > 100000 { // bound memory under a spray of addresses
-		t.fails = map[string][]time.Time{}
-	}
 	for _, k := range keys {
-		t.fails[k] = append(t.recent(now, k), now)
+		if f := t.fails[k]; len(f) > 1 {
+			t.fails[k] = f[:len(f)-1]
+		} else {
+			delete(t.fails, k)
+		}
 	}
 }
 

@@ -301,6 +301,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := &command.ActivateCard{LinkHash: HashToken(r.PathValue("token")), DeviceKey: der}
+	bindKey(r, body.LinkHash)
 	system := &Principal{Operator: state.Operator{ID: "activation"}}
 	if !a.precheck(w, r, system, body) {
 		return

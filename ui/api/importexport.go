@@ -248,6 +248,16 @@ func (a *API) importCards(w http.ResponseWriter, r *http.Request, p *Principal) 
 				cards[n] = file.cards[j]
 			}
 		}
+		// The text bounds every write passes (state.Admit), row by row here,
+		// so a file is refused whole rather than stopped part way.
+		for n := range cards {
+			if rej := state.Admit(command.Command{Body: &cards[n]}); rej != nil {
+				rowErrs = append(rowErrs, state.RowError{Row: n, Rejection: rej})
+			}
+		}
+		if len(rowErrs) > 0 {
+			return
+		}
 		hdr := command.Header{RequestID: newID(), Actor: p.Operator.ID, At: a.now().UTC()}
 		rowErrs = s.CheckImport(hdr, cards)
 	})

@@ -393,6 +393,27 @@ func TestExportImport(t *testing.T) {
 		}
 	})
 
+	t.Run("text bounds refuse the whole file", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString("First Name,Last Name,Email,Phone Number,Blue Mobile ID Configuration,Private ID/CSN\n")
+		for i := range 1500 {
+			phone := "123"
+			if i == 1201 {
+				phone = "12\x003" // a NUL: past the first batch of 1000
+			}
+			fmt.Fprintf(&b, "N%d,Bound,n%d@example.com,%s,London,%d\n", i, i, phone, 900000+i)
+		}
+		before := len(f.cards(t, f.london))
+		r := f.post(t, f.london, "text/csv", []byte(b.String()), nil)
+		expect(t, r, 400, "invalid_rows")
+		if !strings.Contains(r.Body, `"row":1203`) || !strings.Contains(r.Body, "NUL") {
+			t.Fatalf("the refusal does not name row 1203 and its NUL: %s", r.Body)
+		}
+		if n := len(f.cards(t, f.london)); n != before {
+			t.Fatalf("%d cards imported from a refused file", n-before)
+		}
+	})
+
 	t.Run("rows checked against the registry", func(t *testing.T) {
 		csv := "First Name,Last Name,Email,Blue Mobile ID Configuration,Private ID/CSN\n" +
 			"X,Dup,x@example.com,London,127496\n" + // taken by GREEN
@@ -454,6 +475,7 @@ func TestExportImport(t *testing.T) {
 			"zip bomb":       {xlsxType, string(zipBomb(t)), 413, "file_too_large", "MiB"},
 			"deflate bomb":   {xlsxType, string(bigCell(t, 100<<20, false)), 413, "file_too_large", "unread"},
 			"one huge cell":  {xlsxType, string(bigCell(t, 1<<20, true)), 413, "file_too_large", "KiB of text"},
+			"cell with >s":   {xlsxType, string(bigCell(t, 1<<20, true, true)), 413, "file_too_large", "KiB of text"},
 			"too many rows":  {"text/csv", "First Name,Last Name,Email\n" + strings.Repeat("a,b,c@d.e\n", 100_001), 413, "too_many_rows", "100000"},
 			"no sheet found": {xlsxType, string(makeXLSX(t, []any{"Name", "Mail"})), 400, "missing_header", "header"},
 		} {
@@ -514,8 +536,9 @@ func zipBomb(t *testing.T) []byte {
 
 // bigCell is a whole workbook (a header row) whose sheet holds one more
 // cell of size bytes: the same letter again and again (a deflate bomb:
-// about 1000:1), or random letters (a sheet that packs like any other).
-func bigCell(t testing.TB, size int, random bool) []byte {
+// about 1000:1), or random letters (a sheet that packs like any other),
+// with a '>' every 60 000 when gt (legal in XML text).
+func bigCell(t testing.TB, size int, random bool, gt ...bool) []byte {
 	t.Helper()
 	plain := makeXLSX(t, importHeader)
 	src, err := zip.NewReader(bytes.NewReader(plain), int64(len(plain)))
@@ -545,6 +568,9 @@ func bigCell(t testing.TB, size int, random bool) []byte {
 				for i := range chunk {
 					chunk[i] = byte('a' + rng.IntN(26))
 				}
+			}
+			if len(gt) > 0 && gt[0] {
+				chunk[0] = '>'
 			}
 			w.Write(chunk[:min(len(chunk), left)])
 		}

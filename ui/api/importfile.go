@@ -363,9 +363,10 @@ func checkZip(data []byte) *uploadError {
 					zf.Name, zf.CompressedSize64>>10, zf.UncompressedSize64>>20)}
 		}
 	}
+	// Every part large enough to hold such a cell, whatever its name: the
+	// workbook's relationships, not the name, say which parts are sheets.
 	for _, zf := range zr.File {
-		name := strings.ToLower(strings.ReplaceAll(zf.Name, "\\", "/"))
-		if strings.HasPrefix(name, "xl/worksheets/sheet") || name == "xl/sharedstrings.xml" {
+		if zf.UncompressedSize64 > importMaxRun {
 			if e := checkRuns(zf); e != nil {
 				return e
 			}
@@ -376,7 +377,9 @@ func checkZip(data []byte) *uploadError {
 
 // checkRuns reads a part through once, in constant memory, and refuses it
 // when a run of bytes between XML tags (a cell's text) or inside one is
-// longer than importMaxRun: excelize would read such a cell whole.
+// longer than importMaxRun: excelize would read such a cell whole. A '>'
+// in text is text (XML allows it there); only a '<' starts a tag and only
+// the '>' that ends one ends it.
 func checkRuns(zf *zip.File) *uploadError {
 	rc, err := zf.Open()
 	if err != nil {
@@ -384,12 +387,12 @@ func checkRuns(zf *zip.File) *uploadError {
 	}
 	defer rc.Close()
 	buf := make([]byte, 64<<10)
-	run := 0
+	run, inTag := 0, false
 	for {
 		n, err := rc.Read(buf)
 		for _, c := range buf[:n] {
-			if c == '<' || c == '>' {
-				run = 0
+			if c == '<' || (c == '>' && inTag) {
+				run, inTag = 0, c == '<'
 				continue
 			}
 			if run++; run > importMaxRun {

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"sync"
 	"time"
@@ -53,6 +55,16 @@ func (a *API) open(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		h(w, r)
+	}
+}
+
+// bindKey ties a request's Idempotency-Key to what it acts on (a link's
+// hash, a card id): the requests that need no login share one principal,
+// so a key answered for one link must not answer for another.
+func bindKey(r *http.Request, to string) {
+	if k := r.Header.Get("Idempotency-Key"); k != "" {
+		sum := sha256.Sum256([]byte(k + "\n" + to))
+		r.Header.Set("Idempotency-Key", hex.EncodeToString(sum[:]))
 	}
 }
 

@@ -6,15 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
+// maxJSONDepth bounds the nesting of a request body: no request nests
+// deeper than a few levels, and each level costs the walk below a frame.
+const maxJSONDepth = 32
+
 // checkJSON refuses what encoding/json would let through and a person did
 // not mean: bytes that are not UTF-8 (encoding/json turns them into U+FFFD,
-// so the stored text differs from what was sent) and an object that names
-// a key twice (encoding/json keeps the last, so two readers of one body can
-// see two different requests). It walks the tokens of the body once; the
-// decode into the request struct follows.
+// so the stored text differs from what was sent), an object that names a
+// key twice, in any case (encoding/json matches names regardless of case
+// and keeps the last, so two readers of one body can see two different
+// requests), and nesting deeper than maxJSONDepth. It walks the tokens of
+// the body once; the decode into the request struct follows.
 func checkJSON(body []byte) error {
 	if !utf8.Valid(body) {
 		return errors.New("the request body is not valid UTF-8 text")
@@ -45,17 +51,24 @@ func checkJSON(body []byte) error {
 		if top != nil && top.object {
 			if top.wantKey {
 				k := tok.(string) // the decoder only yields a string where a key goes
-				if _, dup := top.keys[k]; dup {
-					return fmt.Errorf("the key %q appears twice in one object; send it once", k)
+				folded := strings.ToLower(k)
+				if _, dup := top.keys[folded]; dup {
+					return fmt.Errorf("the key %q appears twice in one object (names are matched regardless of case); send it once", k)
 				}
-				top.keys[k] = struct{}{}
+				if top.keys == nil {
+					top.keys = map[string]struct{}{}
+				}
+				top.keys[folded] = struct{}{}
 				top.wantKey = false
 				continue
 			}
 			top.wantKey = true // this value ends the pair
 		}
 		if d, ok := tok.(json.Delim); ok {
-			stack = append(stack, frame{object: d == '{', wantKey: d == '{', keys: map[string]struct{}{}})
+			if len(stack) == maxJSONDepth {
+				return fmt.Errorf("the request body nests deeper than %d levels; no request needs that", maxJSONDepth)
+			}
+			stack = append(stack, frame{object: d == '{', wantKey: d == '{'})
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package api
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestCheckJSON(t *testing.T) {
 	ok := []string{
@@ -16,10 +20,28 @@ func TestCheckJSON(t *testing.T) {
 	bad := []string{
 		`{"a":1,"a":2}`, `{"x":{"a":1,"b":[],"a":2}}`, `[{"a":1,"a":1}]`, `{"a":{},"b":1,"a":[]}`,
 		"{\"a\":\"\xc3\"}", "{\"\xff\":1}",
+		`{"name":"a","Name":"b"}`, `{"x":[{"ID":1,"id":2}]}`,
+		strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1),
 	}
 	for _, b := range bad {
 		if err := checkJSON([]byte(b)); err == nil {
 			t.Errorf("%q accepted", b)
 		}
 	}
+}
+
+// A body of a million brackets is refused at once and cheaply, where the
+// walk used to take a frame and a map per level.
+func TestCheckJSONDeepBodyIsCheap(t *testing.T) {
+	body := []byte(strings.Repeat("[", 1<<20))
+	start := time.Now()
+	allocs := testing.AllocsPerRun(3, func() {
+		if checkJSON(body) == nil {
+			t.Fatal("a million brackets accepted")
+		}
+	})
+	if allocs > 1000 {
+		t.Fatalf("%.0f allocations to refuse a deep body", allocs)
+	}
+	t.Logf("refused a 1 MiB body of brackets in %s (3 runs), %.0f allocations each", time.Since(start), allocs)
 }

@@ -83,6 +83,7 @@ func (a *API) walletReceipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := &command.ConfirmRevoke{CardID: req.CardID, Signature: sig}
+	bindKey(r, "card "+req.CardID)
 	phone := &Principal{Operator: state.Operator{ID: "phone"}}
 	if !a.precheck(w, r, phone, body) {
 		return
