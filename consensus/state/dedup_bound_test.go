@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"lintel/consensus/command"
 )
@@ -92,5 +93,29 @@ func BenchmarkApplyWithFullDedup(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		h.idx++
 		h.s.ApplyAt(h.idx, at, made(fmt.Sprintf("b%09d", i), "", at, &command.DeleteSession{TokenHash: "x"}))
+	}
+}
+
+// Check costs the same on a replica that has been quiet for a day with its
+// dedup table full of expired entries: it expires nothing on its copy.
+func TestCheckDoesNotExpireDedup(t *testing.T) {
+	h := newHarness(t)
+	at := h.at.Add(1)
+	for i := range DedupRetryMax {
+		h.idx++
+		h.s.ApplyAt(h.idx, at, made(fmt.Sprintf("w%06d", i), "", at, &command.DeleteSession{TokenHash: "x"}))
+	}
+	later := at.Add(25 * time.Hour)
+	c := made("", "", later, &command.DeleteSession{TokenHash: "nope"})
+	allocs := testing.AllocsPerRun(5, func() {
+		if rej := h.s.Check(c, later); rej == nil || rej.Code != "session_not_found" {
+			t.Fatalf("check: %v", rej)
+		}
+	})
+	if allocs > 100 {
+		t.Fatalf("a check on a quiet replica made %.0f allocations", allocs)
+	}
+	if n := h.s.Dedup.Len(); n < DedupRetryMax {
+		t.Fatalf("the check changed the state: %d dedup entries left", n)
 	}
 }
