@@ -196,3 +196,37 @@ func TestHostOfGroupsIPv6By64(t *testing.T) {
 		}
 	}
 }
+
+// Connections that name a reader and then stall are exchanges under way,
+// but a host holding more than its share still gives its oldest place.
+func TestReaderLinkNamedStallFlood(t *testing.T) {
+	l, _ := startLinkWith(t, LinkConfig{Timeout: DefaultTimeout, MaxConns: 16, MaxPerAddr: 8})
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for h := range 2 {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(h+1))}}
+		for range 8 {
+			c, err := d.Dial("tcp", l.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write(Hello("door-1"))
+			if f, err := exchange.ReadFrame(bufio.NewReader(c)); err != nil || f.Type != exchange.TypeChallenge {
+				t.Fatalf("flood connection: %v %v", f.Type, err)
+			}
+		}
+	}
+	for i := range 5 {
+		c, _, f := hello(t, l.Addr(), "door-1")
+		c.Close()
+		if f.Type != exchange.TypeChallenge {
+			t.Fatalf("presentation %d beside 16 stalled exchanges: %s", i, f.Type)
+		}
+	}
+}

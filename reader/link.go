@@ -65,9 +65,12 @@ type LinkConfig struct {
 // connections a second; when all MaxConns are taken, a newcomer takes the
 // place of a connection that has not named its reader yet (a phone names
 // it at once; a flood's idle connections never do), the oldest of the host
-// holding the most, if that host holds at least as many as the newcomer's. An
-// exchange under way is never cut. So a host that floods the link competes
-// with itself, and a phone from anywhere else still gets in.
+// holding the most, if that host holds at least as many as the newcomer's;
+// when every place is an exchange under way, the oldest of the host holding
+// the most gives its place if that host holds more than the newcomer's
+// share (its own and one). So a host that floods the link competes with
+// itself, whether its connections stay silent or name a reader and stall,
+// and a phone from anywhere else still gets in.
 type Link struct {
 	cfg LinkConfig
 	ln  net.Listener
@@ -187,7 +190,17 @@ func (l *Link) admit(c net.Conn, addr string) bool {
 			}
 		}
 		if victim == nil {
-			return false // every place is an exchange under way, or a fair share
+			// Every place is an exchange under way. A host holding more than
+			// its share (the newcomer's and one) still gives its oldest: a
+			// flood that names a reader and then stalls is an exchange too.
+			for _, cs := range l.byAddr {
+				if len(cs) > max(mine+1, most) {
+					victim, most = cs[0], len(cs)
+				}
+			}
+		}
+		if victim == nil {
+			return false // every host holds its share: the newcomer waits its turn
 		}
 		l.remove(victim)
 		victim.Close() // its goroutine ends; leave finds it gone
