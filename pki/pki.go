@@ -133,6 +133,9 @@ func (ca *CA) Issue(pub crypto.PublicKey, id Identity, hosts []string, now time.
 	if id.NodeID == "" || strings.ContainsAny(id.NodeID, "/?#") {
 		return nil, fmt.Errorf("a node certificate needs a node id without / ? or #, not %q", id.NodeID)
 	}
+	if id.Instance == "" {
+		return nil, errors.New("a node certificate needs the data dir's instance: without it a removed node cannot be told from a new one")
+	}
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err

@@ -187,8 +187,11 @@ func TestCAAndCertificates(t *testing.T) {
 	if len(cert.IPAddresses) != 1 || len(cert.DNSNames) != 1 {
 		t.Fatalf("names: %v %v", cert.IPAddresses, cert.DNSNames)
 	}
-	if _, err := ca.Issue(key.Public(), Identity{NodeID: "a/b"}, nil, now, NodeLifetime); err == nil {
+	if _, err := ca.Issue(key.Public(), Identity{NodeID: "a/b", Instance: "x"}, nil, now, NodeLifetime); err == nil {
 		t.Fatal("a node id with / was issued")
+	}
+	if _, err := ca.Issue(key.Public(), Identity{NodeID: "n1"}, nil, now, NodeLifetime); err == nil {
+		t.Fatal("a certificate without an instance was issued")
 	}
 	kp, err := KeyPEM(key)
 	if err != nil {

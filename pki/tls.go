@@ -21,7 +21,10 @@ func ServerConfig(pool *x509.CertPool, cert func() *tls.Certificate, admit Admit
 		ClientAuth: tls.RequireAndVerifyClientCert,
 		ClientCAs:  pool,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return cert(), nil
+			if c := cert(); c != nil {
+				return c, nil
+			}
+			return nil, errors.New("this node has no certificate yet")
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error { return checkPeer(cs, admit) },
 	}
@@ -37,13 +40,16 @@ func ClientConfig(pool *x509.CertPool, cert func() *tls.Certificate, want string
 		// are reached at addresses that change, and the identity does not.
 		InsecureSkipVerify: true,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return cert(), nil
+			if c := cert(); c != nil {
+				return c, nil
+			}
+			return nil, errors.New("this node has no certificate yet")
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("the peer presented no certificate")
 			}
-			if err := verifyChain(cs.PeerCertificates, pool); err != nil {
+			if err := verifyChain(cs.PeerCertificates, pool, x509.ExtKeyUsageServerAuth); err != nil {
 				return err
 			}
 			id, err := identityOfPeer(cs)
@@ -75,7 +81,7 @@ func PinnedConfig(fingerprint string) *tls.Config {
 			}
 			pool := x509.NewCertPool()
 			pool.AddCert(ca)
-			return verifyChain(cs.PeerCertificates[:len(cs.PeerCertificates)-1], pool)
+			return verifyChain(cs.PeerCertificates[:len(cs.PeerCertificates)-1], pool, x509.ExtKeyUsageServerAuth)
 		},
 	}
 }
@@ -100,14 +106,13 @@ func identityOfPeer(cs tls.ConnectionState) (Identity, error) {
 }
 
 // verifyChain checks a leaf (and any intermediates after it) against pool,
-// for either end of a link.
-func verifyChain(chain []*x509.Certificate, pool *x509.CertPool) error {
+// for the use the peer makes of it.
+func verifyChain(chain []*x509.Certificate, pool *x509.CertPool, usage x509.ExtKeyUsage) error {
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}})
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
 	if err != nil {
 		return fmt.Errorf("the peer's certificate is not the cluster's: %w", err)
 	}

@@ -188,11 +188,11 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	if len(email) > 254 {
 		return nil, &LoginError{Status: http.StatusBadRequest, Code: "invalid_value", Field: "email", Message: "an email address is at most 254 characters"}
 	}
-	if !a.openLimit.allow(clientIP(r), a.now()) {
+	if !a.openLimit.allow(limitKey(clientIP(r)), a.now()) {
 		return nil, &LoginError{Status: http.StatusTooManyRequests, Code: "too_many_requests", RetryAfter: 1,
 			Message: "too many requests from this address; wait a second and try again"}
 	}
-	keys := loginKeys(email, clientIP(r))
+	keys := loginKeys(email, limitKey(clientIP(r)))
 	// Counted before the password is checked, so guesses sent in parallel
 	// count too; a login that succeeds takes its count back. A client that
 	// hangs up does not cancel the count.
@@ -201,6 +201,14 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 		return nil, &LoginError{Status: http.StatusTooManyRequests, Code: "too_many_attempts", RetryAfter: int(wait.Seconds() + 0.999),
 			Message: "too many failed logins; wait a minute before trying again"}
 	}
+	// Only a wrong password keeps its count: a node that cannot check, or a
+	// right password refused for the account's status, was not a guess.
+	guessed := false
+	defer func() {
+		if !guessed {
+			a.loginThrottle(ctx, ThrottleRefund, keys)
+		}
+	}()
 	var op state.Operator
 	var found, initialized bool
 	lookup := func() {
@@ -229,6 +237,7 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 		hash = []byte(op.PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found {
+		guessed = true
 		return nil, &LoginError{Status: http.StatusUnauthorized, Code: "bad_credentials", Message: "the email or the password is wrong"}
 	}
 	var accStatus string
@@ -239,8 +248,7 @@ func (a *API) Login(w http.ResponseWriter, r *http.Request, email, password stri
 	if op.Status != state.OperatorActivated {
 		return nil, &LoginError{Status: http.StatusForbidden, Code: "operator_not_active", Message: "this operator is " + op.Status + "; ask an administrator"}
 	}
-	a.loginThrottle(ctx, ThrottleRefund, keys)
-	a.loginThrottle(ctx, ThrottleReset, keys[:1]) // and the person's own mistakes
+	a.loginThrottle(ctx, ThrottleReset, keys[:1]) // the person's own mistakes (the refund is deferred)
 	token := newToken()
 	now := a.now().UTC()
 	c := command.Command{

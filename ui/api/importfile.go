@@ -37,7 +37,7 @@ const (
 	// importUnzipLimit bounds the whole unpacked workbook (zip bombs);
 	// importPartLimit bounds each part excelize keeps in memory. Worksheets
 	// and shared strings above it go to a temporary file and are streamed.
-	importUnzipLimit = 256 << 20 // a 100 000-row export unpacks to about 40 MiB
+	importUnzipLimit = 128 << 20 // a 100 000-row export unpacks to about 37 MiB
 	importPartLimit  = 16 << 20
 	importMaxParts   = 1000
 	// importMaxRatio bounds how far a part may unpack beyond its packed
@@ -388,8 +388,16 @@ func checkRuns(zf *zip.File) *uploadError {
 	defer rc.Close()
 	buf := make([]byte, 64<<10)
 	run, inTag := 0, false
-	for {
+	for first := true; ; first = false {
 		n, err := rc.Read(buf)
+		if first {
+			// Only XML is read as text: a picture or a macro part (whatever
+			// its name) starts with something other than '<'.
+			head := bytes.TrimLeft(bytes.TrimPrefix(buf[:n], []byte("\xef\xbb\xbf")), " \t\r\n")
+			if len(head) > 0 && head[0] != '<' {
+				return nil
+			}
+		}
 		for _, c := range buf[:n] {
 			if c == '<' || (c == '>' && inTag) {
 				run, inTag = 0, c == '<'

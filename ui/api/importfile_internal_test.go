@@ -1,6 +1,8 @@
 package api
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -169,5 +171,26 @@ func TestImportStoppedSaysHowFar(t *testing.T) {
 				t.Errorf("%q does not say %q", body.Error.Message, w)
 			}
 		}
+	}
+}
+
+// A large picture is not text and is not scanned as such; a large run of
+// text in an XML part is refused whatever the part is called.
+func TestCheckZipScansXMLOnly(t *testing.T) {
+	build := func(name string, data []byte) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		w, _ := zw.Create(name)
+		w.Write(data)
+		zw.Close()
+		return b.Bytes()
+	}
+	picture := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7, 1, 200, 3}, 50_000)...)
+	if e := checkZip(build("xl/media/image1.png", picture)); e != nil {
+		t.Fatalf("a picture refused: %+v", e)
+	}
+	text := append([]byte("<t>"), bytes.Repeat([]byte("ab>"), 40_000)...)
+	if e := checkZip(build("xl/worksheets/anything.dat", text)); e == nil || e.code != "file_too_large" {
+		t.Fatalf("a long run of text in a part not named like a sheet: %+v", e)
 	}
 }

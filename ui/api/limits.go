@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -46,10 +47,19 @@ func (l *addrLimiter) allow(addr string, now time.Time) bool {
 	return lim.AllowN(now, 1)
 }
 
+// limitKey is the address a limit counts: the IP, or for IPv6 its /64 (a
+// host or a network hands out as many addresses in it as it likes).
+func limitKey(ip string) string {
+	if p := net.ParseIP(ip); p != nil && p.To4() == nil {
+		return p.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return ip
+}
+
 // open wraps a handler that needs no login with the per-address limit.
 func (a *API) open(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !a.openLimit.allow(clientIP(r), a.now()) {
+		if !a.openLimit.allow(limitKey(clientIP(r)), a.now()) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "too_many_requests", "", "too many requests from this address; wait a second and try again")
 			return

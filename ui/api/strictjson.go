@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -51,7 +52,7 @@ func checkJSON(body []byte) error {
 		if top != nil && top.object {
 			if top.wantKey {
 				k := tok.(string) // the decoder only yields a string where a key goes
-				folded := strings.ToLower(k)
+				folded := foldName(k)
 				if _, dup := top.keys[folded]; dup {
 					return fmt.Errorf("the key %q appears twice in one object (names are matched regardless of case); send it once", k)
 				}
@@ -71,4 +72,28 @@ func checkJSON(body []byte) error {
 			stack = append(stack, frame{object: d == '{', wantKey: d == '{'})
 		}
 	}
+}
+
+// foldName folds a key as encoding/json does when it matches a name to a
+// field: ASCII letters upper-cased, any other rune the smallest of its
+// case-folding set (so "ſtatus" is "STATUS", as "status" is).
+func foldName(k string) string {
+	var b strings.Builder
+	for _, r := range k {
+		switch {
+		case 'a' <= r && r <= 'z':
+			r -= 'a' - 'A'
+		case r >= utf8.RuneSelf:
+			for {
+				r2 := unicode.SimpleFold(r)
+				if r2 <= r {
+					r = r2
+					break
+				}
+				r = r2
+			}
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
