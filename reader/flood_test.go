@@ -129,6 +129,7 @@ func TestReaderLinkManyHostsOneIdleEach(t *testing.T) {
 		held = append(held, c)
 	}
 	eventually(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.conns) == 64 })
+	time.Sleep(idleAfter + 50*time.Millisecond) // silent long enough to be no phone's
 	for i := range 10 {
 		c, _, f := hello(t, l.Addr(), "door-1")
 		c.Close()

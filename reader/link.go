@@ -39,8 +39,11 @@ const (
 	// Connections one host may open a second (and at once): past them a
 	// new one is closed before it costs a goroutine. A busy gateway opens
 	// tens a second; the bound is on the CPU a churn costs.
-	addrRate      = 1000
-	addrBurst     = 1000
+	addrRate  = 1000
+	addrBurst = 1000
+	// idleAfter: a connection that has not named its reader this long after
+	// it was accepted is not a phone's, and is the first to give its place.
+	idleAfter     = 250 * time.Millisecond
 	commitTimeout = 10 * time.Second
 )
 
@@ -78,6 +81,7 @@ type Link struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]string      // → the host it came from
 	named  map[net.Conn]bool        // it named its reader: its exchange is under way
+	since  map[net.Conn]time.Time   // when it was accepted
 	byAddr map[string][]net.Conn    // a host's connections, oldest first
 	rates  map[string]*rate.Limiter // a host's connection rate
 	closed bool
@@ -102,7 +106,7 @@ func Listen(addr string, cfg LinkConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--readers %s: %w", addr, err)
 	}
-	l := &Link{cfg: cfg, ln: ln, conns: map[net.Conn]string{}, named: map[net.Conn]bool{}, byAddr: map[string][]net.Conn{}, rates: map[string]*rate.Limiter{}}
+	l := &Link{cfg: cfg, ln: ln, conns: map[net.Conn]string{}, named: map[net.Conn]bool{}, since: map[net.Conn]time.Time{}, byAddr: map[string][]net.Conn{}, rates: map[string]*rate.Limiter{}}
 	l.wg.Add(1)
 	go l.serve()
 	return l, nil
@@ -178,7 +182,24 @@ func (l *Link) admit(c net.Conn, addr string) bool {
 	if len(l.conns) >= l.cfg.MaxConns {
 		var victim net.Conn
 		most := -1
+		// A connection silent for idleAfter is not a phone (a phone names
+		// its reader at once): it gives its place first, from any host.
+		stale := time.Now().Add(-idleAfter)
 		for _, cs := range l.byAddr {
+			if len(cs) <= most {
+				continue
+			}
+			for _, x := range cs {
+				if !l.named[x] && l.since[x].Before(stale) {
+					victim, most = x, len(cs)
+					break
+				}
+			}
+		}
+		for _, cs := range l.byAddr {
+			if victim != nil {
+				break
+			}
 			if len(cs) < mine || len(cs) <= most {
 				continue // a host holding fewer than the newcomer's keeps its places
 			}
@@ -206,6 +227,7 @@ func (l *Link) admit(c net.Conn, addr string) bool {
 		victim.Close() // its goroutine ends; leave finds it gone
 	}
 	l.conns[c] = addr
+	l.since[c] = time.Now()
 	l.byAddr[addr] = append(l.byAddr[addr], c)
 	l.wg.Add(1)
 	return true
@@ -225,6 +247,7 @@ func (l *Link) remove(c net.Conn) {
 	}
 	delete(l.conns, c)
 	delete(l.named, c)
+	delete(l.since, c)
 	cs := l.byAddr[addr]
 	for i, x := range cs {
 		if x == c {
