@@ -17,15 +17,10 @@ type Admit func(Identity) error
 // certificate (it is renewed without a restart).
 func ServerConfig(pool *x509.CertPool, cert func() *tls.Certificate, admit Admit) *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		ClientAuth: tls.RequireAndVerifyClientCert,
-		ClientCAs:  pool,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if c := cert(); c != nil {
-				return c, nil
-			}
-			return nil, errors.New("this node has no certificate yet")
-		},
+		MinVersion:       tls.VersionTLS13,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        pool,
+		GetCertificate:   func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current(cert) },
 		VerifyConnection: func(cs tls.ConnectionState) error { return checkPeer(cs, admit) },
 	}
 }
@@ -38,13 +33,8 @@ func ClientConfig(pool *x509.CertPool, cert func() *tls.Certificate, want string
 		MinVersion: tls.VersionTLS13,
 		// The name is checked against the identity below, not DNS: nodes
 		// are reached at addresses that change, and the identity does not.
-		InsecureSkipVerify: true,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if c := cert(); c != nil {
-				return c, nil
-			}
-			return nil, errors.New("this node has no certificate yet")
-		},
+		InsecureSkipVerify:   true,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return current(cert) },
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("the peer presented no certificate")
@@ -84,6 +74,14 @@ func PinnedConfig(fingerprint string) *tls.Config {
 			return verifyChain(cs.PeerCertificates[:len(cs.PeerCertificates)-1], pool, x509.ExtKeyUsageServerAuth)
 		},
 	}
+}
+
+// current is the node's certificate now; crypto/tls must never be handed nil.
+func current(cert func() *tls.Certificate) (*tls.Certificate, error) {
+	if c := cert(); c != nil {
+		return c, nil
+	}
+	return nil, errors.New("this node has no certificate yet")
 }
 
 func checkPeer(cs tls.ConnectionState, admit Admit) error {
