@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"lintel/node"
+	"lintel/pki"
 	"lintel/reader"
 	"lintel/replication"
 )
@@ -91,7 +93,10 @@ func serveFlags(cfg *node.Config, join *string, doors *[]string, fs *flag.FlagSe
 	fs.StringVar(join, "join", env("LINTEL_JOIN", ""), "comma-separated gossip addresses of existing nodes ($LINTEL_JOIN)")
 	fs.StringVar(&cfg.AdminEmail, "admin-email", env("LINTEL_ADMIN_EMAIL", "admin@lintel.local"), "first operator of a new cluster ($LINTEL_ADMIN_EMAIL)")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", env("LINTEL_ADMIN_PASSWORD", ""), "its password; generated and printed once when empty ($LINTEL_ADMIN_PASSWORD)")
-	fs.StringVar(&cfg.GossipKey, "gossip-key", env("LINTEL_GOSSIP_KEY", ""), "base64 key of 16, 24 or 32 bytes that encrypts gossip ($LINTEL_GOSSIP_KEY)")
+	fs.StringVar(&cfg.JoinToken, "join-token", env("LINTEL_JOIN_TOKEN", ""), "the cluster's join token, needed the first time a node joins ($LINTEL_JOIN_TOKEN)")
+	fs.StringVar(&cfg.GossipKey, "gossip-key", env("LINTEL_GOSSIP_KEY", ""), "base64 key of 16, 24 or 32 bytes that encrypts gossip, taken at bootstrap; made when empty ($LINTEL_GOSSIP_KEY)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", env("LINTEL_TLS_CERT", ""), "the site's own certificate (PEM) for the console and API; otherwise the cluster CA issues one ($LINTEL_TLS_CERT)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", env("LINTEL_TLS_KEY", ""), "the key (PEM) of --tls-cert ($LINTEL_TLS_KEY)")
 	fs.Var((*listFlag)(&cfg.VoucherIssuers), "voucher-issuer", "credit-issuer public key file (FILE.pub of lintel voucher keygen) to trust, repeatable; taken at bootstrap")
 	fs.StringVar(&cfg.SMTP, "smtp", env("LINTEL_SMTP", ""), "HOST:PORT of the site's mail relay for activation messages ($LINTEL_SMTP)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "on a new cluster, load demo data")
@@ -136,10 +141,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lintel serve: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Lintel node %s serving the console at http://%s/\n", cfg.NodeID, n.Addr())
+	fmt.Fprintf(stdout, "Lintel node %s serving the console at %s/\n", cfg.NodeID, n.URL())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.Failed():
+		n.Stop()
+		fmt.Fprintf(stderr, "lintel serve: %v\n", n.FailReason())
+		return 1
+	}
 	stop()
 	fmt.Fprintln(stderr, "lintel serve: stopping")
 	done := make(chan error, 1)
@@ -217,6 +228,19 @@ func checkServe(cfg *node.Config, join string) error {
 	if cfg.GossipKey != "" {
 		if _, err := replication.ParseGossipKey(cfg.GossipKey); err != nil {
 			return fmt.Errorf("--gossip-key: %v", err)
+		}
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither for a certificate of the cluster CA")
+	}
+	if cfg.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %v", err)
+		}
+	}
+	if cfg.JoinToken != "" {
+		if _, err := pki.ParseJoinToken(cfg.JoinToken); err != nil {
+			return fmt.Errorf("--join-token: %v", err)
 		}
 	}
 	switch cfg.LogLevel {

@@ -624,7 +624,8 @@ func TestRestartSoonAfterFormingRejoins(t *testing.T) {
 func TestLoginOnUninitializedNodeIsUnavailable(t *testing.T) {
 	c := newCluster(t, 1)
 	n := c.nodes[0]
-	n.start(fmt.Sprintf("127.0.0.1:%d", freePort(t))) // a seed nobody answers on
+	// A seed nobody answers on, with a well-formed token of no cluster.
+	n.start(fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--join-token", "lintel-join-1."+strings.Repeat("a", 32)+"."+strings.Repeat("0", 64))
 	c.waitHealthy(n, 20*time.Second)
 	for i := range 7 {
 		r, err := c.do(n, "POST", "/api/v1/session", map[string]string{"email": adminEmail, "password": adminPassword})

@@ -164,7 +164,8 @@ type node struct {
 	dir, logPath                string
 	http, raft, gossip, readers string
 	procs                       []*proc
-	paused                      bool // stopped by pause(): checkSameState leaves it out
+	paused                      bool     // stopped by pause(): checkSameState leaves it out
+	extra                       []string // flags on every start (e.g. --tls-cert)
 }
 
 func (n *node) String() string { return n.id }
@@ -187,10 +188,25 @@ func (n *node) args(join string) []string {
 		"--http", n.http, "--raft", n.raft, "--gossip", n.gossip, "--readers", n.readers,
 		"--admin-password", adminPassword, "--log-level", n.logLevel,
 	}
+	a = append(a, n.extra...)
 	if join != "" {
 		a = append(a, "--join", join)
+		if tok := n.c.joinToken(); tok != "" {
+			a = append(a, "--join-token", tok)
+		}
 	}
 	return a
+}
+
+// joinToken is the token the bootstrapping node wrote to its data dir
+// (DATA_DIR/join-token), as an administrator would copy it.
+func (c *cluster) joinToken() string {
+	for _, n := range c.nodes {
+		if b, err := os.ReadFile(filepath.Join(n.dir, "join-token")); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
 }
 
 // start runs the node with any extra flags; join is empty on a restart
@@ -292,6 +308,15 @@ type cluster struct {
 	nodes  []*node
 	client *http.Client
 	token  string
+	scheme string // "http" unless the nodes serve HTTPS (withSiteCert)
+}
+
+// url is where the console and API of n are reached.
+func (c *cluster) url(n *node) string {
+	if c.scheme != "" {
+		return c.scheme + "://" + n.http
+	}
+	return "http://" + n.http
 }
 
 func newTransport() *http.Transport {
@@ -461,7 +486,7 @@ func (c *cluster) doWith(ctx context.Context, cl *http.Client, n *node, method, 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.http+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.url(n)+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -538,7 +563,7 @@ func (c *cluster) login(n *node, timeout time.Duration) {
 	c.t.Helper()
 	c.token = ""
 	eventually(c.t, timeout, "login on "+n.id, func() error {
-		req, _ := http.NewRequest("POST", "http://"+n.http+"/api/v1/session",
+		req, _ := http.NewRequest("POST", c.url(n)+"/api/v1/session",
 			strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, adminEmail, adminPassword)))
 		req.Header.Set("Content-Type", "application/json")
 		res, err := c.client.Do(req)

@@ -31,6 +31,9 @@ type Config struct {
 	DataDir   string
 	Bind      string // Raft listen address
 	Advertise string // address the others dial; the bind address when empty
+	// Stream, when set, carries Raft instead of plain TCP on Bind (the
+	// node's mutual-TLS listener); Bind and Advertise are then unused.
+	Stream    raft.StreamLayer
 	LogLevel  string
 	LogOutput io.Writer
 	// Observe gets the change events of every applied batch. It must not block.
@@ -108,21 +111,23 @@ type Raft struct {
 
 // Open opens (or creates) the Raft state in DataDir/raft and DataDir/snapshots.
 func Open(c Config) (*Raft, error) {
-	// Without an advertise address the transport offers its own listener's
-	// address (port 0 becomes the real port); it refuses 0.0.0.0.
 	var adv net.Addr // a nil interface, not a nil *TCPAddr: the transport checks for nil
-	if c.Advertise != "" {
-		a, err := net.ResolveTCPAddr("tcp", c.Advertise)
-		if err != nil {
-			return nil, fmt.Errorf("raft advertise address %q: %w", c.Advertise, err)
-		}
-		if a.IP == nil || a.IP.IsUnspecified() || a.Port == 0 {
-			return nil, fmt.Errorf("raft advertise address %q is not an address other nodes can dial; set --advertise-raft", c.Advertise)
-		}
-		adv = a
-	} else if h, _, err := net.SplitHostPort(c.Bind); err == nil {
-		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
-			return nil, fmt.Errorf("raft listens on %q, which other nodes cannot dial; set --advertise-raft", c.Bind)
+	if c.Stream == nil {
+		// Without an advertise address the transport offers its own listener's
+		// address (port 0 becomes the real port); it refuses 0.0.0.0.
+		if c.Advertise != "" {
+			a, err := net.ResolveTCPAddr("tcp", c.Advertise)
+			if err != nil {
+				return nil, fmt.Errorf("raft advertise address %q: %w", c.Advertise, err)
+			}
+			if a.IP == nil || a.IP.IsUnspecified() || a.Port == 0 {
+				return nil, fmt.Errorf("raft advertise address %q is not an address other nodes can dial; set --advertise-raft", c.Advertise)
+			}
+			adv = a
+		} else if h, _, err := net.SplitHostPort(c.Bind); err == nil {
+			if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+				return nil, fmt.Errorf("raft listens on %q, which other nodes cannot dial; set --advertise-raft", c.Bind)
+			}
 		}
 	}
 	out := c.LogOutput
@@ -165,7 +170,12 @@ func Open(c Config) (*Raft, error) {
 		store.Close()
 		return nil, err
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.Bind, adv, 5, 10*time.Second, logger)
+	var trans *raft.NetworkTransport
+	if c.Stream != nil {
+		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: c.Stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger})
+	} else {
+		trans, err = raft.NewTCPTransportWithLogger(c.Bind, adv, 5, 10*time.Second, logger)
+	}
 	if err != nil {
 		mark.Close()
 		store.Close()

@@ -26,9 +26,13 @@ type Config struct {
 	AdminEmail      string
 	AdminPassword   string
 	GossipKey       string
-	VoucherIssuers  []string
-	SMTP            string
-	Demo            bool
+	JoinToken       string // --join-token: needed the first time a node joins
+	TLSCert, TLSKey string // --tls-cert, --tls-key: the site's own certificate for the console and API
+	// CertLifetime of node certificates (pki.NodeLifetime when 0); tests shorten it.
+	CertLifetime   time.Duration
+	VoucherIssuers []string
+	SMTP           string
+	Demo           bool
 	// Doors wires readers' relays and LEDs (--door); readers without
 	// wiring log their unlocks.
 	Doors            map[string]reader.RelayWiring

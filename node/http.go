@@ -17,18 +17,14 @@ import (
 
 func (n *Node) routes() http.Handler {
 	svc := service{n}
-	a := api.New(svc, n.log, "http://"+n.httpAddr, n.cfg.NodeID)
+	a := api.New(svc, n.log, n.URL(), n.cfg.NodeID)
+	a.CAPin = n.caPin
 	n.api = a
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a)
 	mux.Handle("/activate/", a)
 	mux.Handle("/wallet/", a)
 	mux.Handle("/invitation/", a)
-	mux.Handle(replication.PathApply, n.fwd.Handler())
-	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
-	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))
-	mux.Handle("POST "+replication.PathUnlock, n.unlockHandler())
-	mux.Handle("POST "+replication.PathLoginThrottle, n.loginThrottleHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -77,4 +73,16 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	json.NewEncoder(w).Encode(map[string]any{"status": "ready", "leader": leader, "applied_index": n.raft.AppliedIndex()})
+}
+
+// internalRoutes are the calls of the other nodes, served on the Raft
+// port's mutual-TLS link only (never on --http).
+func (n *Node) internalRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(replication.PathApply, n.fwd.Handler())
+	mux.Handle(replication.PathReadIndex, n.fwd.Handler())
+	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))
+	mux.Handle("POST "+replication.PathUnlock, n.unlockHandler())
+	mux.Handle("POST "+replication.PathLoginThrottle, n.loginThrottleHandler())
+	return mux
 }

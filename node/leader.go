@@ -145,10 +145,14 @@ func (n *Node) reconcileMembers() {
 		}
 	}
 	var removed map[string]state.RemovedNode
+	letIn := map[string]string{} // node id → instance let in with the join token
 	n.raft.Read(func(s *state.State) {
 		removed = make(map[string]state.RemovedNode, s.RemovedNodes.Len())
 		for k, v := range s.RemovedNodes.All() {
 			removed[k] = v
+		}
+		for k, v := range s.Members.All() {
+			letIn[k] = v.Instance
 		}
 	})
 	members := n.members.Members()
@@ -179,7 +183,7 @@ func (n *Node) reconcileMembers() {
 
 	total := len(inRaft)
 	for _, m := range members {
-		if _, ok := inRaft[m.ID]; !ok && m.State == "alive" && !isRemoved(removed, m) && m.Raft != "" {
+		if _, ok := inRaft[m.ID]; !ok && m.State == "alive" && !isRemoved(removed, m) && m.Raft != "" && letIn[m.ID] == m.Instance {
 			total++
 		}
 	}
@@ -189,7 +193,9 @@ func (n *Node) reconcileMembers() {
 	}
 
 	for _, m := range members {
-		if m.State != "alive" || m.Raft == "" || isRemoved(removed, m) {
+		// Only a node let in with the join token (its key recorded) joins
+		// Raft: gossip alone is not a member's word.
+		if m.State != "alive" || m.Raft == "" || isRemoved(removed, m) || letIn[m.ID] != m.Instance {
 			continue
 		}
 		cur, ok := inRaft[m.ID]

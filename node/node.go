@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -22,6 +24,7 @@ import (
 	"lintel/consensus"
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/pki"
 	"lintel/reader"
 	"lintel/reader/ble"
 	"lintel/replication"
@@ -37,16 +40,28 @@ type Node struct {
 	raft     *consensus.Raft
 	members  *replication.Membership
 	fwd      *replication.Forwarder
-	api      *api.API // set by routes, before the HTTP server starts
-	metrics  *metrics
-	http     *http.Server
-	httpLn   net.Listener
-	httpAddr string // advertised
+	tls      *nodeTLS
+	mux      *replication.Mux // the Raft port: Raft and the internal calls over mutual TLS
+	internal *http.Server     // the internal calls, on mux
+	failed   chan struct{}
+	failErr  error
+	failOnce sync.Once
+	// trustChanged: members, removals or the join token changed (trustLoop).
+	trustChanged chan struct{}
+	api          *api.API // set by routes, before the HTTP server starts
+	metrics      *metrics
+	http         *http.Server
+	httpLn       net.Listener
+	httpAddr     string      // advertised
+	httpTLS      *tls.Config // nil: plain HTTP (loopback only)
+	caPinned     bool        // HTTPS with the cluster CA's certificate: links carry its fingerprint
 
 	// initAdmin is set on the node that bootstraps a new cluster: the leader
 	// loop applies it as the Init command.
 	initAdmin   *command.Init
 	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
+	initTLS     *command.ClusterTLS
+	initMember  *command.AddMember
 
 	link *reader.Link
 	ble  *ble.Transport
@@ -75,7 +90,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg.LogOutput = os.Stderr
 	}
 	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), membersChanged: make(chan struct{}, 1), stop: make(chan struct{}),
-		readersChanged: make(chan struct{}, 1)}
+		readersChanged: make(chan struct{}, 1), failed: make(chan struct{}), trustChanged: make(chan struct{}, 1)}
 	n.log = slog.New(slog.NewTextHandler(cfg.LogOutput, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)})).With("node", cfg.NodeID)
 	var err error
 	if n.mail, err = newMailer(n); err != nil { // before Raft: observe pokes it while the log replays
@@ -107,6 +122,26 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.id = id
+	tlsm, haveTLS, err := loadTLS(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n.tls = tlsm
+	bootstrap := !hasState && len(cfg.Join) == 0
+	var joinTok pki.JoinToken
+	switch {
+	case haveTLS:
+	case bootstrap:
+	case !hasState:
+		if cfg.JoinToken == "" {
+			return nil, errors.New("this node is not a member of a cluster yet: start it with --join-token TOKEN (read it on a member: GET /api/v1/cluster/join-token, or the first node's DATA_DIR/join-token)")
+		}
+		if joinTok, err = pki.ParseJoinToken(cfg.JoinToken); err != nil {
+			return nil, fmt.Errorf("--join-token: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("%s holds no certificate: restore it from a backup of this data dir, or remove this node (DELETE /api/v1/cluster/nodes/%s) and start it with a new data dir and --join-token", filepath.Join(cfg.DataDir, "tls"), cfg.NodeID)
+	}
 
 	// HTTP first: its advertised address goes into the gossip metadata.
 	n.httpLn, err = net.Listen("tcp", cfg.HTTP)
@@ -117,30 +152,58 @@ func Start(cfg Config) (*Node, error) {
 	if n.httpAddr == "" {
 		n.httpAddr = n.httpLn.Addr().String()
 	}
+	if err := n.httpsSetup(); err != nil {
+		n.httpLn.Close()
+		return nil, err
+	}
+	n.mux, err = replication.ListenMux(replication.MuxConfig{Bind: cfg.Raft, Advertise: cfg.AdvertiseRaft,
+		CA: n.tls.caCert, Cert: n.tls.current, Admit: n.admit})
+	if err != nil {
+		n.httpLn.Close()
+		return nil, err
+	}
+	hosts := cfg.certHosts(n.httpAddr, n.mux.Addr().String(), cfg.advertise(cfg.Gossip, cfg.AdvertiseGossip))
+	if bootstrap {
+		if n.initTLS, n.initMember, err = n.bootstrapTLS(hosts); err != nil {
+			n.httpLn.Close()
+			n.mux.Close()
+			return nil, err
+		}
+	}
 
 	n.metrics = newMetrics(n)
 	// Before Raft: the log replayed at open may trim history lines.
 	if n.archive, err = openArchive(cfg.DataDir); err != nil {
 		n.httpLn.Close()
+		n.mux.Close()
 		return nil, err
 	}
 	n.raft, err = consensus.Open(consensus.Config{
-		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.Raft, Advertise: cfg.AdvertiseRaft,
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Stream: n.mux.RaftLayer(),
 		LogLevel: cfg.LogLevel, LogOutput: cfg.LogOutput, Observe: n.observe, Archive: n.archive.put,
 		ApplyLatency: n.metrics.applySeconds,
 	})
 	if err != nil {
 		n.httpLn.Close()
+		n.mux.Close()
 		n.archive.close()
 		return nil, err
 	}
+	n.mux.Serve() // admit reads the replica: only now
+	gossipKey := n.tls.gossipKey
+	if gossipKey == nil {
+		// Not let in yet: a key nobody shares, until the join hands over the cluster's.
+		gossipKey = make([]byte, 32)
+		rand.Read(gossipKey)
+	}
+	join := &replication.JoinServer{Cert: n.tls.current, Admit: n.admitJoin, Log: n.log.Info}
 	n.members, err = replication.StartMembership(replication.MembershipConfig{
 		Meta: replication.Meta{
 			ID: cfg.NodeID, Instance: id.Instance, Building: cfg.Building, Raft: n.raft.LocalAddr(),
 			HTTP: n.httpAddr, Readers: cfg.Readers, Gossip: cfg.advertise(cfg.Gossip, cfg.AdvertiseGossip), Version: cfg.Version,
 			Commands: uint8(command.Last),
 		},
-		Bind: cfg.Gossip, Advertise: cfg.AdvertiseGossip, Key: cfg.GossipKey,
+		Bind: cfg.Gossip, Advertise: cfg.AdvertiseGossip, Key: gossipKey, OnJoinConn: join.Serve,
 		LogOutput: cfg.LogOutput, Debug: cfg.LogLevel == "debug", OnChange: n.membersChange,
 	})
 	if err != nil {
@@ -149,9 +212,24 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.fwd = &replication.Forwarder{
-		NodeID: cfg.NodeID, Local: n.raft, Members: n.members, Secret: n.secret,
-		Client:    &http.Client{Timeout: api.WriteTimeout, Transport: internalTransport()},
+		NodeID: cfg.NodeID, Local: n.raft, Members: n.members, Admit: n.admit,
+		Client:    replication.NewInternalClient(n.mux, n.members, api.WriteTimeout),
 		OnForward: n.metrics.forwarded.Inc,
+	}
+	n.internal = &http.Server{Handler: n.internalRoutes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := n.internal.Serve(n.mux.HTTPListener()); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("internal server stopped", "err", err)
+		}
+	}()
+	go n.renewLoop()
+	n.wg.Add(1)
+	go n.trustLoop()
+	if !hasState && !bootstrap && !haveTLS {
+		n.wg.Add(1)
+		go n.joinCluster(joinTok, hosts)
 	}
 
 	if !hasState && len(cfg.Join) == 0 {
@@ -216,7 +294,11 @@ func Start(cfg Config) (*Node, error) {
 	go n.bleLoop()
 	go func() {
 		defer n.wg.Done()
-		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		ln := n.httpLn
+		if n.httpTLS != nil {
+			ln = tls.NewListener(ln, n.httpTLS)
+		}
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -251,7 +333,7 @@ func (n *Node) prepareInit() error {
 	n.initAdmin = &command.Init{
 		AccountID: api.NewID(), AccountName: name, AccountKind: kind,
 		ProfileID: api.NewID(), OperatorID: api.NewID(), Email: n.cfg.AdminEmail,
-		PasswordHash: string(hash), ClusterSecret: secret,
+		PasswordHash: string(hash), ClusterSecret: secret, TLS: n.initTLS, Member: n.initMember,
 	}
 	for _, f := range n.cfg.VoucherIssuers {
 		pub, err := voucherkey.LoadPublicKey(f)
@@ -264,26 +346,10 @@ func (n *Node) prepareInit() error {
 		// Printed once; only the hash is kept.
 		fmt.Fprintf(n.cfg.LogOutput, "\n  First operator: %s\n  Password (shown once): %s\n\n", n.cfg.AdminEmail, pw)
 	}
-	return nil
-}
-
-func (n *Node) secret() []byte {
-	var s []byte
-	n.raft.Read(func(st *state.State) { s = st.ClusterSecret })
-	return s
-}
-
-// internalTransport keeps a connection per concurrent forwarded call: with
-// net/http's default of two idle connections per host, 64 clients writing
-// through a follower opened a new connection for nearly every write.
-func internalTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
+	if n.initTLS != nil {
+		fmt.Fprintf(n.cfg.LogOutput, "  Join token for new buildings (also in %s):\n  %s\n\n", filepath.Join(n.cfg.DataDir, joinTokenFile), n.initTLS.JoinToken)
 	}
+	return nil
 }
 
 // poke asks the leader loop to reconcile soon; it never blocks.
@@ -311,6 +377,12 @@ func (n *Node) observe(changes []state.Change) {
 		}
 		if c.Table == "removed_nodes" || c.Table == "*" {
 			n.poke()
+		}
+		if c.Table == "members" || c.Table == "removed_nodes" || c.Table == "tls" || c.Table == "*" {
+			select {
+			case n.trustChanged <- struct{}{}:
+			default:
+			}
 		}
 		if c.Table == "outbox" || c.Table == "*" {
 			n.mail.poke()
@@ -370,7 +442,7 @@ func (n *Node) joinLoop() {
 				saved = peers
 			}
 		}
-		if others == 0 {
+		if others == 0 && n.tls.ready() {
 			seeds := append(append([]string(nil), n.cfg.Join...), loadPeers(n.cfg.DataDir)...)
 			if len(seeds) > 0 {
 				if k, err := n.members.Join(seeds); err == nil && k > 0 {
@@ -448,8 +520,16 @@ func (n *Node) Stop() error {
 		} else if n.httpLn != nil {
 			n.httpLn.Close()
 		}
+		if n.internal != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			n.internal.Shutdown(ctx)
+			cancel()
+		}
 		if n.raft != nil {
 			err = n.raft.Close()
+		}
+		if n.mux != nil {
+			n.mux.Close()
 		}
 		n.wg.Wait()
 		if n.events != nil {
@@ -562,6 +642,62 @@ func (n *Node) watchQuorum() {
 
 // ReadersAddr is the reader link's listen address.
 func (n *Node) ReadersAddr() string { return n.link.Addr() }
+
+// URL is where people and phones reach this node's console and API.
+func (n *Node) URL() string {
+	if n.httpTLS != nil {
+		return "https://" + n.httpAddr
+	}
+	return "http://" + n.httpAddr
+}
+
+// httpsSetup: on any address but loopback the console and API are HTTPS
+// only, with the site's own certificate (--tls-cert) or this node's
+// certificate of the cluster CA (which names its advertised addresses). The
+// site's certificate is used on loopback too.
+func (n *Node) httpsSetup() error {
+	switch {
+	case n.cfg.TLSCert != "":
+		kp, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		n.httpTLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{kp}}
+	case !isLoopback(n.cfg.HTTP):
+		n.caPinned = true
+		n.httpTLS = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c := n.tls.current(); c != nil {
+				return c, nil
+			}
+			return nil, errors.New("this node has not been let into a cluster yet")
+		}}
+	}
+	return nil
+}
+
+// caPin is what an activation link carries for the wallet to trust this
+// node: the cluster CA's fingerprint, when HTTPS uses its certificate.
+func (n *Node) caPin() string {
+	if !n.caPinned {
+		return ""
+	}
+	if ca := n.tls.caCert(); ca != nil {
+		return pki.Fingerprint(ca)
+	}
+	return ""
+}
+
+func isLoopback(listen string) bool {
+	h, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
 
 // Addr is the advertised HTTP address.
 func (n *Node) Addr() string { return n.httpAddr }

@@ -158,13 +158,13 @@ func (s service) Cluster(ctx context.Context) (api.ClusterView, error) {
 			fill(nv, n.ownStatus())
 			continue
 		}
-		if nv.HTTPAddr == "" || nv.GossipState == "dead" || nv.GossipState == "left" {
+		if nv.RaftAddr == "" || nv.GossipState == "dead" || nv.GossipState == "left" {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if st, err := n.fwd.Status(ctx, nv.HTTPAddr); err == nil {
+			if st, err := n.fwd.Status(ctx, nv.RaftAddr); err == nil {
 				fill(nv, st)
 			}
 		}()

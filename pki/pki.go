@@ -106,6 +106,9 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 type Identity struct {
 	NodeID   string
 	Instance string
+	// Key is KeyFingerprint of the certificate's public key (set by
+	// IdentityOf; Issue ignores it): members are recorded by it.
+	Key string
 }
 
 // uri is the identity as the certificate's URI name.
@@ -117,7 +120,7 @@ func (id Identity) uri() *url.URL {
 func IdentityOf(cert *x509.Certificate) (Identity, bool) {
 	for _, u := range cert.URIs {
 		if u.Scheme == "lintel" && u.Host == "node" && len(u.Path) > 1 {
-			return Identity{NodeID: strings.TrimPrefix(u.Path, "/"), Instance: u.Query().Get("instance")}, true
+			return Identity{NodeID: strings.TrimPrefix(u.Path, "/"), Instance: u.Query().Get("instance"), Key: Fingerprint(cert)}, true
 		}
 	}
 	return Identity{}, false
@@ -173,6 +176,22 @@ func (ca *CA) Issue(pub crypto.PublicKey, id Identity, hosts []string, now time.
 func Fingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// VerifyDigest checks a signature (ASN.1) by a node key (ECDSA P-256) over a SHA-256 digest.
+func VerifyDigest(pub crypto.PublicKey, digest, sig []byte) bool {
+	k, ok := pub.(*ecdsa.PublicKey)
+	return ok && k.Curve == elliptic.P256() && ecdsa.VerifyASN1(k, digest, sig)
+}
+
+// KeyFingerprint is Fingerprint of a certificate for pub.
+func KeyFingerprint(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
 // ParseCert reads one PEM certificate.

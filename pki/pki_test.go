@@ -178,7 +178,8 @@ func TestCAAndCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, ok := IdentityOf(cert); !ok || id != (Identity{NodeID: "n1", Instance: "abc"}) {
+	kf, _ := KeyFingerprint(key.Public())
+	if id, ok := IdentityOf(cert); !ok || id != (Identity{NodeID: "n1", Instance: "abc", Key: kf}) {
 		t.Fatalf("identity %+v %v", id, ok)
 	}
 	if cert.NotAfter.After(ca.Cert.NotAfter) {

@@ -54,6 +54,10 @@ func ClientConfig(pool *x509.CertPool, cert func() *tls.Certificate, want string
 	}
 }
 
+// ErrOtherCluster: the node that answered a join is not of the cluster
+// whose CA the join token names.
+var ErrOtherCluster = errors.New("the node at that address belongs to another cluster (its CA is not the one the join token names)")
+
 // PinnedConfig is what a joining node dials with before it has a
 // certificate: the server's chain must end in a CA whose fingerprint is
 // the one the join token carries.
@@ -67,7 +71,7 @@ func PinnedConfig(fingerprint string) *tls.Config {
 			}
 			ca := cs.PeerCertificates[len(cs.PeerCertificates)-1]
 			if Fingerprint(ca) != fingerprint {
-				return errors.New("the node at that address belongs to another cluster (its CA is not the one the join token names)")
+				return ErrOtherCluster
 			}
 			pool := x509.NewCertPool()
 			pool.AddCert(ca)

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -76,3 +77,23 @@ func SecretMatches(secret, hash string) bool {
 	h := SecretHash(secret)
 	return len(hash) == len(h) && subtle.ConstantTimeCompare([]byte(h), []byte(hash)) == 1
 }
+
+// JoinProof is what a joiner sends instead of the token's secret: an HMAC,
+// keyed by what the cluster keeps of the secret, of the TLS session's
+// exported keying material. It proves the joiner holds the token, cannot be
+// replayed on another session, and tells a listener nothing of the secret.
+func JoinProof(secretHash string, ekm []byte) string {
+	m := hmac.New(sha256.New, []byte(secretHash))
+	m.Write([]byte("lintel-join-proof\n"))
+	m.Write(ekm)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// JoinProofMatches checks a proof in constant time.
+func JoinProofMatches(proof, secretHash string, ekm []byte) bool {
+	want := JoinProof(secretHash, ekm)
+	return len(proof) == len(want) && subtle.ConstantTimeCompare([]byte(proof), []byte(want)) == 1
+}
+
+// EKMLabel names the keying material both ends of a join export.
+const EKMLabel = "EXPORTER-lintel-join"

@@ -3,20 +3,22 @@ package replication
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"lintel/consensus"
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/pki"
 )
 
 // Local is the node's own consensus, as the Forwarder needs it.
@@ -36,10 +38,13 @@ type Forwarder struct {
 	NodeID  string
 	Local   Local
 	Members *Membership
-	// Secret returns the cluster secret from the replicated state (nil before init).
-	Secret    func() []byte
+	// Client dials the others' Raft port with this node's certificate
+	// (NewInternalClient); Admit decides, per call, whether the calling
+	// node's certificate still speaks for the cluster.
 	Client    *http.Client
+	Admit     pki.Admit
 	OnForward func() // counts forwarded writes
+	replays   replayCache
 }
 
 // Internal paths, served on every node's HTTP address.
@@ -48,6 +53,25 @@ const (
 	PathReadIndex = "/internal/v1/read-index"
 	maxClockSkew  = 2 * time.Minute
 )
+
+// NewInternalClient makes the client of the internal calls: each
+// connection is a mutual-TLS link of the Mux to the node whose Raft address
+// the URL names. A connection per concurrent call is kept: with net/http's
+// default of two idle connections per host, 64 clients writing through a
+// follower opened a new connection for nearly every write.
+func NewInternalClient(mux *Mux, members *Membership, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		Proxy: nil,
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return mux.Dial(ctx, addr, ProtoHTTP, members.idByRaft(addr))
+		},
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
 
 // errRetry: try again, nothing was applied. errMaybe: try again with the
 // same bytes; the last attempt may have been applied.
@@ -169,18 +193,13 @@ func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *app
 		return errRetry
 	}
 	m, ok := f.Members.Member(leaderID)
-	if !ok || m.HTTP == "" {
+	if !ok || m.Raft == "" {
 		return errRetry
 	}
-	secret := f.Secret()
-	if len(secret) == 0 {
-		return errRetry // this node has not applied the cluster's init yet
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.HTTP+path, bytes.NewReader(body))
+	req, err := newInternal(ctx, m.Raft, path, body)
 	if err != nil {
 		return err
 	}
-	sign(req, secret, f.NodeID, path, body)
 	resp, err := f.Client.Do(req)
 	if err != nil {
 		return errMaybe // sent, perhaps received: only the request id can tell
@@ -202,18 +221,20 @@ func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *app
 	return nil
 }
 
-func mac(secret []byte, node, ts, path string, body []byte) string {
-	h := hmac.New(sha256.New, secret)
-	fmt.Fprintf(h, "lintel-forward\n%s\n%s\n%s\n", node, ts, path)
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func sign(req *http.Request, secret []byte, node, path string, body []byte) {
-	ts := strconv.FormatInt(time.Now().UnixNano(), 10)
-	req.Header.Set("X-Lintel-Node", node)
-	req.Header.Set("X-Lintel-Time", ts)
-	req.Header.Set("X-Lintel-Signature", mac(secret, node, ts, path, body))
+// newInternal makes an internal call to the node at raftAddr. Each call
+// carries a fresh request id and its time: the receiver refuses one it has
+// seen, or one too far from its clock (a replay inside a member's own TLS
+// session; TLS already refuses captured bytes replayed on a new one).
+func newInternal(ctx context.Context, raftAddr, path string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+raftAddr+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	var id [16]byte
+	rand.Read(id[:])
+	req.Header.Set("X-Lintel-Request-Id", hex.EncodeToString(id[:]))
+	req.Header.Set("X-Lintel-Time", strconv.FormatInt(time.Now().UnixNano(), 10))
+	return req, nil
 }
 
 // Handler serves the internal calls of the other nodes.
@@ -258,19 +279,38 @@ func (f *Forwarder) Handler() http.Handler {
 	return mux
 }
 
+// verify admits an internal call: it came over the Mux (a member's
+// certificate, checked again now: a node removed since it connected is
+// refused), its request id is new and its time is near this node's clock.
 func (f *Forwarder) verify(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		answer(w, http.StatusUnauthorized, applyAnswer{Error: "node authentication failed: internal calls come over the nodes' TLS link"})
+		return nil, false
+	}
+	id, ok := pki.IdentityOf(r.TLS.PeerCertificates[0])
+	if !ok || f.Admit(id) != nil {
+		answer(w, http.StatusUnauthorized, applyAnswer{Error: "node authentication failed"})
+		return nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, command.MaxSize))
 	if err != nil {
 		answer(w, http.StatusRequestEntityTooLarge, applyAnswer{Error: "body too large"})
 		return nil, false
 	}
-	secret := f.Secret()
-	node, ts, sig := r.Header.Get("X-Lintel-Node"), r.Header.Get("X-Lintel-Time"), r.Header.Get("X-Lintel-Signature")
-	n, err := strconv.ParseInt(ts, 10, 64)
-	skew := time.Since(time.Unix(0, n))
-	if len(secret) == 0 || err != nil || skew > maxClockSkew || skew < -maxClockSkew ||
-		!hmac.Equal([]byte(sig), []byte(mac(secret, node, ts, r.URL.Path, body))) {
-		answer(w, http.StatusUnauthorized, applyAnswer{Error: "node authentication failed"})
+	n, err := strconv.ParseInt(r.Header.Get("X-Lintel-Time"), 10, 64)
+	at := time.Unix(0, n)
+	skew := time.Since(at)
+	if err != nil || skew > maxClockSkew || skew < -maxClockSkew {
+		answer(w, http.StatusUnauthorized, applyAnswer{Error: "stale internal call: the clocks of the two nodes differ by more than 2 minutes, or it was replayed"})
+		return nil, false
+	}
+	rid := r.Header.Get("X-Lintel-Request-Id")
+	if len(rid) != 32 {
+		answer(w, http.StatusBadRequest, applyAnswer{Error: "an internal call needs a request id of 32 hex digits"})
+		return nil, false
+	}
+	if !f.replays.fresh(rid, time.Now()) {
+		answer(w, http.StatusConflict, applyAnswer{Error: "replayed internal call: this request id was seen before"})
 		return nil, false
 	}
 	return body, true
@@ -293,25 +333,20 @@ type NodeStatus struct {
 	LastContact  time.Time `json:"last_contact"`
 }
 
-// Status asks the node at httpAddr for its status.
-func (f *Forwarder) Status(ctx context.Context, httpAddr string) (NodeStatus, error) {
+// Status asks the node whose Raft address is raftAddr for its status.
+func (f *Forwarder) Status(ctx context.Context, raftAddr string) (NodeStatus, error) {
 	var st NodeStatus
-	secret := f.Secret()
-	if len(secret) == 0 {
-		return st, errors.New("no cluster secret yet")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+PathStatus, nil)
+	req, err := newInternal(ctx, raftAddr, PathStatus, nil)
 	if err != nil {
 		return st, err
 	}
-	sign(req, secret, f.NodeID, PathStatus, nil)
 	resp, err := f.Client.Do(req)
 	if err != nil {
 		return st, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status from %s: %s", httpAddr, resp.Status)
+		return st, fmt.Errorf("status from %s: %s", raftAddr, resp.Status)
 	}
 	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&st)
 	return st, err
@@ -338,22 +373,17 @@ const PathLoginThrottle = "/internal/v1/login-throttle"
 // JSON answer into out. The body is JSON.
 func (f *Forwarder) CallNode(ctx context.Context, nodeID, path string, in, out any) error {
 	m, ok := f.Members.Member(nodeID)
-	if !ok || m.HTTP == "" {
+	if !ok || m.Raft == "" {
 		return fmt.Errorf("node %s is not known to gossip", nodeID)
-	}
-	secret := f.Secret()
-	if len(secret) == 0 {
-		return errors.New("no cluster secret yet")
 	}
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.HTTP+path, bytes.NewReader(body))
+	req, err := newInternal(ctx, m.Raft, path, body)
 	if err != nil {
 		return err
 	}
-	sign(req, secret, f.NodeID, path, body)
 	resp, err := f.Client.Do(req)
 	if err != nil {
 		return err
@@ -367,8 +397,7 @@ func (f *Forwarder) CallNode(ctx context.Context, nodeID, path string, in, out a
 	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
 }
 
-// Internal serves an internal call from another node: the request must be
-// signed with the cluster secret; fn gets its body and returns the answer
+// Internal serves an internal call from another node (see verify); fn gets its body and returns the answer
 // (or an error, answered 502 with its text).
 func (f *Forwarder) Internal(fn func(ctx context.Context, body []byte) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -384,4 +413,36 @@ func (f *Forwarder) Internal(fn func(ctx context.Context, body []byte) (any, err
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	})
+}
+
+// replayCache remembers the request ids of the internal calls seen within
+// the freshness window: two generations, each spanning the window, so an
+// id is remembered for at least the window after it was first seen. A
+// generation that grows past maxReplayIDs starts the next early (a flood
+// of calls costs bounded memory; the TLS link is what stops outsiders).
+type replayCache struct {
+	mu        sync.Mutex
+	cur, prev map[string]struct{}
+	since     time.Time
+}
+
+const maxReplayIDs = 1 << 20
+
+func (c *replayCache) fresh(id string, now time.Time) bool {
+	if len(id) != 32 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || now.Sub(c.since) > 2*maxClockSkew || len(c.cur) >= maxReplayIDs {
+		c.prev, c.cur, c.since = c.cur, make(map[string]struct{}), now
+	}
+	if _, ok := c.cur[id]; ok {
+		return false
+	}
+	if _, ok := c.prev[id]; ok {
+		return false
+	}
+	c.cur[id] = struct{}{}
+	return true
 }

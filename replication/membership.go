@@ -47,9 +47,15 @@ type MembershipConfig struct {
 	Meta      Meta
 	Bind      string // host:port, TCP and UDP
 	Advertise string // host:port others use; Bind when empty
-	Key       string // base64 gossip key, 16/24/32 bytes; empty for none
-	LogOutput io.Writer
-	Debug     bool
+	// Key encrypts and authenticates gossip (16, 24 or 32 bytes): the
+	// cluster's, or, on a node that has not joined yet, one of its own
+	// that nobody shares (SetKey installs the cluster's).
+	Key []byte
+	// OnJoinConn, when set, takes the TCP connections to the gossip port
+	// that open with a TLS handshake: the join exchange of a new node.
+	OnJoinConn func(net.Conn)
+	LogOutput  io.Writer
+	Debug      bool
 	// OnChange is called (without blocking) whenever a member joins, leaves or changes.
 	OnChange func()
 }
@@ -63,6 +69,24 @@ type Membership struct {
 	gone     bool              // left or shut down: memberlist panics on a second Leave
 	known    map[string]Member // every node seen, with the last state gossip reported
 	onChange func()
+	keyring  *memberlist.Keyring
+}
+
+// SetKey makes key the only gossip key: a node that has just been let in
+// replaces its own with the cluster's.
+func (m *Membership) SetKey(key []byte) error {
+	if err := m.keyring.AddKey(key); err != nil {
+		return err
+	}
+	if err := m.keyring.UseKey(key); err != nil {
+		return err
+	}
+	for _, k := range m.keyring.GetKeys() {
+		if !bytes.Equal(k, key) {
+			m.keyring.RemoveKey(k)
+		}
+	}
+	return nil
 }
 
 // ParseGossipKey decodes a --gossip-key value.
@@ -100,13 +124,12 @@ func StartMembership(c MembershipConfig) (*Membership, error) {
 		return nil, fmt.Errorf("gossip advertise address %q is not an IP address other nodes can reach; set --advertise-gossip to this node's IP and port", adv)
 	}
 	mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
-	if c.Key != "" {
-		k, err := ParseGossipKey(c.Key)
-		if err != nil {
-			return nil, err
-		}
-		mc.SecretKey = k
+	kr, err := memberlist.NewKeyring(nil, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key: %w", err)
 	}
+	mc.Keyring = kr
+	m.keyring = kr
 	// A building that comes back on a new address takes its name back quickly.
 	mc.DeadNodeReclaimTime = 5 * time.Second
 	out := c.LogOutput
@@ -116,8 +139,14 @@ func StartMembership(c MembershipConfig) (*Membership, error) {
 	mc.Logger = log.New(&levelFilter{w: out, debug: c.Debug}, "memberlist: ", 0)
 	mc.Delegate = &delegate{m: m}
 	mc.Events = &events{m: m}
+	tr, err := newSniffTransport(mc, c.OnJoinConn)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", c.Bind, err)
+	}
+	mc.Transport = tr
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		tr.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", c.Bind, err)
 	}
 	m.ml = ml
@@ -182,6 +211,21 @@ func (m *Membership) Member(id string) (Member, bool) {
 		}
 	}
 	return Member{}, false
+}
+
+// idByRaft names the member whose Raft address is addr ("" if none).
+func (m *Membership) idByRaft(addr string) string {
+	if m == nil {
+		return ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, k := range m.known {
+		if k.Raft == addr {
+			return id
+		}
+	}
+	return ""
 }
 
 // Forget drops a removed node from this node's view.

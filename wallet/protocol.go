@@ -20,6 +20,7 @@ import (
 	"unicode"
 
 	"lintel/consensus/command"
+	"lintel/pki"
 )
 
 // maxAnswer bounds what the wallet reads of a node's answer.
@@ -84,6 +85,9 @@ func ParseActivationURL(s string) (node string, err error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", errors.New("not an activation link: want http://HOST:PORT/activate/TOKEN")
 	}
+	if _, err := activationPin(u); err != nil {
+		return "", err
+	}
 	i := strings.LastIndex(u.Path, "/activate/")
 	if i < 0 {
 		return "", errors.New("not an activation link: the path has no /activate/TOKEN")
@@ -93,6 +97,61 @@ func ParseActivationURL(s string) (node string, err error) {
 		return "", errors.New("not an activation link: no token after /activate/")
 	}
 	return u.Scheme + "://" + u.Host + u.Path[:i], nil
+}
+
+// activationPin is the CA fingerprint an activation link carries in its
+// fragment (#ca=sha256:HEX), "" when it carries none. A pin is only taken
+// with https: a pinned http link is refused (someone rewrote it).
+func activationPin(u *url.URL) (string, error) {
+	if u.Fragment == "" {
+		return "", nil
+	}
+	v, err := url.ParseQuery(u.Fragment)
+	fp := v.Get("ca")
+	if err != nil || !strings.HasPrefix(fp, "sha256:") || len(fp) != 7+64 {
+		return "", errors.New("the activation link's #ca= part is damaged: copy the whole link")
+	}
+	if u.Scheme != "https" {
+		return "", errors.New("the activation link names a CA but is not https: copy the whole link as it was sent")
+	}
+	return fp, nil
+}
+
+// pinOf is activationPin of a link already checked.
+func pinOf(link string) string {
+	u, err := url.Parse(strings.TrimSpace(link))
+	if err != nil {
+		return ""
+	}
+	fp, _ := activationPin(u)
+	return fp
+}
+
+// httpFor is the client for a node: pinned to the cluster CA that the
+// card's activation link named, else w.HTTP (system roots for https).
+func (w *Wallet) httpFor(node string) *http.Client {
+	pin, any := "", ""
+	for _, c := range w.cards {
+		if c.NodeURL == node && c.CA != "" {
+			pin = c.CA
+		}
+		if c.CA != "" {
+			any = c.CA
+		}
+	}
+	if pin == "" {
+		pin = any // another node of the cluster a card came from
+	}
+	for _, p := range w.pending {
+		if n, err := ParseActivationURL(p.URL); err == nil && n == node && pinOf(p.URL) != "" {
+			pin = pinOf(p.URL)
+		}
+	}
+	if pin == "" || !strings.HasPrefix(node, "https://") {
+		return w.HTTP
+	}
+	tr := &http.Transport{Proxy: nil, TLSClientConfig: pki.PinnedConfig(pin), ForceAttemptHTTP2: false}
+	return &http.Client{Timeout: w.HTTP.Timeout, Transport: tr}
 }
 
 // ParseNodeURL checks a node's URL (http://HOST:PORT) and returns it without
@@ -178,7 +237,7 @@ func (w *Wallet) Activate(ctx context.Context, activationURL string) (*Card, err
 	c := &Card{
 		CardID: ans.CardID, SiteID: ans.SiteID, Site: ans.Site, Kind: ans.Kind, ReaderConfig: ans.ReaderConfig,
 		PrivateID: ans.PrivateID, FirstName: ans.FirstName, LastName: ans.LastName, Status: ans.Status,
-		NodeURL: node, Cluster: ans.Cluster, VerdictKey: ans.VerdictKey, ActivatedAt: w.now().UTC(), key: p.key,
+		NodeURL: node, CA: pinOf(activationURL), Cluster: ans.Cluster, VerdictKey: ans.VerdictKey, ActivatedAt: w.now().UTC(), key: p.key,
 	}
 	// A card re-issued to this phone after a revoke has the same id: the
 	// new activation replaces whatever is left of the old one.
@@ -422,7 +481,7 @@ func (w *Wallet) postOnce(ctx context.Context, node, target string, b []byte, id
 	if idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", idempotencyKey)
 	}
-	resp, err := w.HTTP.Do(req)
+	resp, err := w.httpFor(node).Do(req)
 	if err != nil {
 		// *url.Error repeats the URL, and an activation URL holds the token.
 		var ue *url.Error

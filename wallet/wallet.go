@@ -52,6 +52,11 @@ type Card struct {
 	Status string `json:"status"`
 	// NodeURL is the node the card was activated at (scheme://host[:port]).
 	NodeURL string `json:"node_url"`
+	// CA is the fingerprint of the cluster CA the activation link named
+	// ("sha256:…"): the wallet trusts that node's HTTPS certificate only
+	// when it is issued by that CA. Empty for a plain HTTP node on the same
+	// machine, or one with the site's own certificate (system roots).
+	CA string `json:"ca,omitempty"`
 	// Cluster is the id of the cluster that issued the card.
 	Cluster string `json:"cluster,omitempty"`
 	// VerdictKey is that cluster's public verdict key (Ed25519): a reader's

@@ -14,6 +14,33 @@ type Init struct {
 	Email         string `json:"email"`
 	PasswordHash  string `json:"password_hash"`
 	ClusterSecret []byte `json:"cluster_secret"`
+	// TLS is the cluster's certificate authority, gossip key and join token,
+	// made by the bootstrapping node; Member records its own key.
+	TLS    *ClusterTLS `json:"tls,omitempty"`
+	Member *AddMember  `json:"member,omitempty"`
+}
+
+// ClusterTLS is what members need to let each other in: the CA (PEM; every
+// member signs its own renewals and the joiners' certificates with it), the
+// key that encrypts gossip, and the current join token.
+type ClusterTLS struct {
+	CACert    []byte `json:"ca_cert"`
+	CAKey     []byte `json:"ca_key"`
+	GossipKey []byte `json:"gossip_key"`
+	JoinToken string `json:"join_token" max:"200"`
+}
+
+// AddMember records the key of a node let in with the join token: the
+// other nodes accept a certificate for that node, data dir and key only.
+type AddMember struct {
+	NodeID   string `json:"node_id"`
+	Instance string `json:"instance"`
+	Key      string `json:"key"` // pki.KeyFingerprint of its public key
+}
+
+// SetJoinToken replaces the join token (an administrator rotated it).
+type SetJoinToken struct {
+	JoinToken string `json:"join_token" max:"200"`
 }
 
 // CreateSession records a login. Only the hash of the session token is kept.
@@ -56,3 +83,5 @@ func (*DeleteSession) CommandType() Type { return TypeDeleteSession }
 func (*CreateSite) CommandType() Type    { return TypeCreateSite }
 func (*DeleteSite) CommandType() Type    { return TypeDeleteSite }
 func (*RemoveNode) CommandType() Type    { return TypeRemoveNode }
+func (*AddMember) CommandType() Type     { return TypeAddMember }
+func (*SetJoinToken) CommandType() Type  { return TypeSetJoinToken }

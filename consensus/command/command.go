@@ -75,12 +75,14 @@ const (
 	TypeRecordUse
 	TypeArmEnrollment
 	TypeEnrollCard
+	TypeAddMember
+	TypeSetJoinToken
 )
 
 // Last is the newest command type this build knows; nodes gossip it, and a
 // node makes a command of a newer type only when every member knows it (a
 // node that cannot decode a command halts its apply).
-const Last = TypeEnrollCard
+const Last = TypeSetJoinToken
 
 // Baseline: every build that gossips its Last knows the types up to here, so
 // a member whose gossip says nothing (an older build) is taken to know them.
@@ -249,4 +251,6 @@ var registry = map[Type]func() Body{
 	TypeRecordUse:          func() Body { return &RecordUse{} },
 	TypeArmEnrollment:      func() Body { return &ArmEnrollment{} },
 	TypeEnrollCard:         func() Body { return &EnrollCard{} },
+	TypeAddMember:          func() Body { return &AddMember{} },
+	TypeSetJoinToken:       func() Body { return &SetJoinToken{} },
 }

@@ -68,6 +68,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&RecordUse{CardID: "c", ReaderID: "r"},
 		&ArmEnrollment{ReaderID: "r", AccountID: "a", CardholderID: "h", Until: time.Unix(100, 0).UTC()},
 		&EnrollCard{ReaderID: "r", CardID: "c", DeviceKey: []byte{1}, Nonce: []byte{2}, Signature: []byte{3}},
+		&AddMember{NodeID: "n2", Instance: "0123456789abcdef", Key: "sha256:ab"},
+		&SetJoinToken{JoinToken: "lintel-join-1.abc.def"},
 	}
 	seen := map[Type]bool{}
 	for _, b := range bodies {
@@ -109,7 +111,7 @@ func TestTypeNumbersAreStable(t *testing.T) {
 		TypeUpdateCardholder: 41, TypeDeleteCardholder: 42, TypeCreateConfigurator: 43, TypeUpdateConfigurator: 44,
 		TypeDeleteConfigurator: 45, TypeCreateConfigCard: 46, TypeSetTemplate: 47,
 		TypeCreateReader: 48, TypeUpdateReader: 49, TypeDeleteReader: 50, TypeCreateSchedule: 51, TypeCreateAccessLevel: 52, TypeRecordUse: 53,
-		TypeArmEnrollment: 54, TypeEnrollCard: 55}
+		TypeArmEnrollment: 54, TypeEnrollCard: 55, TypeAddMember: 56, TypeSetJoinToken: 57}
 	for got, w := range want {
 		if got != w {
 			t.Errorf("type %d moved to %d", w, got)

@@ -105,6 +105,14 @@ func (s *State) applyInit(c command.Command, b *command.Init, ch *changes) (any,
 	})
 	s.operatorByEmail.Put(normEmail(b.Email), b.OperatorID)
 	s.ClusterSecret = append([]byte(nil), b.ClusterSecret...)
+	if b.TLS != nil {
+		s.TLS = *b.TLS
+		ch.put("tls", "")
+	}
+	if b.Member != nil {
+		s.Members.Put(b.Member.NodeID, Member{NodeID: b.Member.NodeID, Instance: b.Member.Instance, Key: b.Member.Key, AddedAt: at})
+		ch.put("members", b.Member.NodeID)
+	}
 	s.Initialized = true
 	ch.put("accounts", b.AccountID)
 	ch.put("profiles", b.ProfileID)

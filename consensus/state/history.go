@@ -267,6 +267,10 @@ func (s *State) describe(c command.Command, value any) (area, action, account st
 		return "Readers", "Access level created : " + b.Name, b.AccountID
 	case *command.RemoveNode:
 		return "Cluster", "Node removed : " + b.NodeID, account
+	case *command.AddMember:
+		return "Cluster", "Node let in : " + b.NodeID, account
+	case *command.SetJoinToken:
+		return "Cluster", "Join token rotated", account
 	}
 	return "", "", ""
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"time"
 
 	"lintel/consensus/command"
@@ -19,7 +20,66 @@ func (s *State) applyRemoveNode(c command.Command, b *command.RemoveNode, ch *ch
 	r := RemovedNode{NodeID: b.NodeID, Instance: b.Instance, RemovedAt: c.At.UTC(), RemovedBy: c.Actor}
 	s.RemovedNodes.Put(b.NodeID, r)
 	ch.put("removed_nodes", b.NodeID)
+	// Its certificate is refused from now on (AdmitPeer).
+	if m, ok := s.Members.Get(b.NodeID); ok && (m.Instance == b.Instance || b.Instance == "") {
+		s.Members.Delete(b.NodeID)
+		ch.del("members", b.NodeID)
+	}
 	return r, nil
+}
+
+// Member is a node let into the cluster: the key of its certificate.
+type Member struct {
+	NodeID   string    `json:"node_id"`
+	Instance string    `json:"instance"`
+	Key      string    `json:"key"`
+	AddedAt  time.Time `json:"added_at"`
+}
+
+func (s *State) applyAddMember(c command.Command, b *command.AddMember, ch *changes) (any, *Rejection) {
+	if s.IsRemoved(b.NodeID, b.Instance) {
+		return nil, reject(Conflict, "node_removed", "node_id", "node %s with this data dir was removed from the cluster: start it with a new data dir to join again", b.NodeID)
+	}
+	if m, ok := s.Members.Get(b.NodeID); ok && m.Instance != b.Instance {
+		return nil, reject(Conflict, "node_id_in_use", "node_id", "node id %s is a member with another data dir: remove that node first (DELETE /api/v1/cluster/nodes/%s) or choose another --node-id", b.NodeID, b.NodeID)
+	}
+	m := Member{NodeID: b.NodeID, Instance: b.Instance, Key: b.Key, AddedAt: c.At.UTC()}
+	s.Members.Put(b.NodeID, m)
+	ch.put("members", b.NodeID)
+	return m, nil
+}
+
+func (s *State) applySetJoinToken(b *command.SetJoinToken, ch *changes) (any, *Rejection) {
+	if len(s.TLS.CACert) == 0 {
+		return nil, reject(Conflict, "no_cluster_ca", "", "this cluster has no certificate authority yet")
+	}
+	s.TLS.JoinToken = b.JoinToken
+	ch.put("tls", "")
+	return nil, nil
+}
+
+// AdmitPeer decides whether a peer presenting a valid certificate of the
+// cluster's CA for node id, data dir instance and key may speak for the
+// cluster. A replica that holds no CA yet (a node that has just joined and
+// not caught up) admits any certificate the CA signed: its state will come
+// from the leader.
+func (s *State) AdmitPeer(id, instance, key string) error {
+	if len(s.TLS.CACert) == 0 {
+		return nil
+	}
+	if s.IsRemoved(id, instance) {
+		return fmt.Errorf("node %s was removed from the cluster", id)
+	}
+	m, ok := s.Members.Get(id)
+	switch {
+	case !ok:
+		return fmt.Errorf("node %s is not a member of the cluster", id)
+	case m.Instance != instance:
+		return fmt.Errorf("node %s's certificate is for another data dir than the member's", id)
+	case m.Key != key:
+		return fmt.Errorf("node %s's certificate is not for the key it was let in with", id)
+	}
+	return nil
 }
 
 // IsRemoved reports whether this node id and data dir were removed.

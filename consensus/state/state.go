@@ -91,6 +91,8 @@ type State struct {
 	Sessions      Table[Session]       `json:"sessions"` // by token hash
 	Sites         Table[Site]          `json:"sites"`
 	RemovedNodes  Table[RemovedNode]   `json:"removed_nodes"`
+	TLS           command.ClusterTLS   `json:"tls,omitzero"`
+	Members       Table[Member]        `json:"members,omitzero"` // by node id: the key each node was let in with
 	ReaderConfigs Table[ReaderConfig]  `json:"reader_configs"`
 	Cardholders   Table[Cardholder]    `json:"cardholders"`
 	Cards         Table[Card]          `json:"cards"`
@@ -282,6 +284,10 @@ func (s *State) dispatch(c command.Command, ch *changes) (any, *Rejection) {
 		return s.applyDeleteSite(b, ch)
 	case *command.RemoveNode:
 		return s.applyRemoveNode(c, b, ch)
+	case *command.AddMember:
+		return s.applyAddMember(c, b, ch)
+	case *command.SetJoinToken:
+		return s.applySetJoinToken(b, ch)
 	case *command.UpdateSite:
 		return s.applyUpdateSite(b, ch)
 	case *command.AddIssuer:

@@ -58,6 +58,10 @@ func (t *Table[V]) Delete(k string) { t.i.Delete(k) }
 // Len is the number of records.
 func (t Table[V]) Len() int { return t.i.Len() }
 
+// IsZero lets a table added after snapshot version 1 be left out of the
+// encoding while empty (json omitzero), so older snapshots re-encode alike.
+func (t Table[V]) IsZero() bool { return t.i.Len() == 0 }
+
 // All yields every record in key order.
 func (t Table[V]) All() iter.Seq2[string, V] { return t.copies(t.i.From("")) }
 

@@ -50,6 +50,14 @@ func Validate(c command.Command) *Rejection {
 		if b.ID == "" {
 			return reject(Invalid, "invalid_command", "id", "which site? the id is missing")
 		}
+	case *command.AddMember:
+		if b.NodeID == "" || b.Instance == "" || !strings.HasPrefix(b.Key, "sha256:") {
+			return reject(Invalid, "invalid_command", "", "a member needs a node id, a data dir instance and a key fingerprint")
+		}
+	case *command.SetJoinToken:
+		if !strings.HasPrefix(b.JoinToken, "lintel-join-1.") {
+			return reject(Invalid, "invalid_command", "", "not a join token")
+		}
 	case *command.RemoveNode:
 		if b.NodeID == "" {
 			return reject(Invalid, "invalid_value", "id", "which node? the id is missing")

@@ -4,8 +4,10 @@ package testnode
 import (
 	"io"
 	"net/http"
+	"os"
 	"net/http/cookiejar"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,13 +32,49 @@ func StartIn(t testing.TB, dir, id string, join ...string) *node.Node {
 	n, err := node.Start(node.Config{
 		DataDir: dir, NodeID: id, Building: "Building " + id,
 		HTTP: "127.0.0.1:0", Raft: "127.0.0.1:0", Gossip: "127.0.0.1:0", Readers: "127.0.0.1:0",
-		Join: join, AdminEmail: AdminEmail, AdminPassword: AdminPassword, LogLevel: "error", LogOutput: io.Discard,
+		Join: join, JoinToken: tokenFor(t, join), AdminEmail: AdminEmail, AdminPassword: AdminPassword, LogLevel: logLevel(), LogOutput: logOut(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Stop() })
+	started(t, n)
 	return n
+}
+
+// The nodes started here by gossip address, so a joiner finds its token.
+var (
+	mu    sync.Mutex
+	nodes = map[string]*node.Node{}
+)
+
+func started(t testing.TB, n *node.Node) {
+	mu.Lock()
+	nodes[n.GossipAddr()] = n
+	mu.Unlock()
+	t.Cleanup(func() {
+		n.Stop()
+		mu.Lock()
+		delete(nodes, n.GossipAddr())
+		mu.Unlock()
+	})
+}
+
+// tokenFor is the join token of the cluster of the first seed started
+// here (as an administrator would copy it).
+func tokenFor(t testing.TB, join []string) string {
+	t.Helper()
+	if len(join) == 0 {
+		return ""
+	}
+	mu.Lock()
+	seed := nodes[join[0]]
+	mu.Unlock()
+	if seed == nil {
+		return ""
+	}
+	var tok string
+	Eventually(t, 15*time.Second, func() bool { tok = seed.JoinToken(); return tok != "" }, "node %s has no join token", seed.ID())
+	return tok
 }
 
 // StartWith runs one node on a fresh data dir after opt has adjusted its
@@ -46,7 +84,7 @@ func StartWith(t testing.TB, id string, opt func(*node.Config), join ...string) 
 	cfg := node.Config{
 		DataDir: t.TempDir(), NodeID: id, Building: "Building " + id,
 		HTTP: "127.0.0.1:0", Raft: "127.0.0.1:0", Gossip: "127.0.0.1:0", Readers: "127.0.0.1:0",
-		Join: join, AdminEmail: AdminEmail, AdminPassword: AdminPassword, LogLevel: "error", LogOutput: io.Discard,
+		Join: join, JoinToken: tokenFor(t, join), AdminEmail: AdminEmail, AdminPassword: AdminPassword, LogLevel: logLevel(), LogOutput: logOut(),
 	}
 	if opt != nil {
 		opt(&cfg)
@@ -55,7 +93,7 @@ func StartWith(t testing.TB, id string, opt func(*node.Config), join ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Stop() })
+	started(t, n)
 	return n
 }
 
@@ -129,4 +167,19 @@ func (c *Client) Do(t testing.TB, method, path, body string, header map[string]s
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}
+
+// LINTEL_TEST_LOG=debug|info|warn shows the nodes' logs on stderr.
+func logLevel() string {
+	if l := os.Getenv("LINTEL_TEST_LOG"); l != "" {
+		return l
+	}
+	return "error"
+}
+
+func logOut() io.Writer {
+	if os.Getenv("LINTEL_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

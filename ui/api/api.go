@@ -81,8 +81,11 @@ const SessionCookie = "lintel_session"
 
 // API serves /api/v1.
 type API struct {
-	svc      Service
-	baseURL  string // the node's advertised console URL, for activation links
+	svc     Service
+	baseURL string // the node's advertised console URL, for activation links
+	// CAPin, when set, gives the CA fingerprint an activation link carries
+	// ("#ca=sha256:…") so the wallet can trust the node's certificate.
+	CAPin    func() string
 	nodeID   string // recorded in the account history
 	log      *slog.Logger
 	now      func() time.Time
@@ -109,6 +112,8 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/cluster", a.auth("cluster", "view", a.getCluster))
 	m.HandleFunc("DELETE /api/v1/cluster/nodes/{id}", a.auth("cluster", "delete", a.removeNode))
 	m.HandleFunc("POST /api/v1/cluster/snapshot", a.auth("cluster", "delete", a.snapshot))
+	m.HandleFunc("GET /api/v1/cluster/join-token", a.auth("cluster", "view", a.getJoinToken))
+	m.HandleFunc("POST /api/v1/cluster/join-token", a.auth("cluster", "edit", a.rotateJoinToken))
 
 	m.HandleFunc("GET /api/v1/sites", a.auth("sites", "view", a.listSites))
 	m.HandleFunc("POST /api/v1/sites", a.auth("sites", "create", a.createSite))

@@ -260,7 +260,7 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, p *Principal, config 
 	}
 	msg := a.message(p.Account.ID, kind, c.Email, map[string]string{
 		"first_name": c.FirstName, "last_name": c.LastName, "site": site.Name, "configuration": c.ReaderConfig,
-		"account": p.Account.Name, "expires": when(expires), "link": strings.TrimRight(a.baseURL, "/") + "/activate/" + token,
+		"account": p.Account.Name, "expires": when(expires), "link": strings.TrimRight(a.baseURL, "/") + "/activate/" + token + a.pinFragment(),
 	})
 	val, ok := a.write(w, r, p, &command.SendCard{ID: c.ID, AccountID: p.Account.ID, LinkHash: HashToken(token), LinkExpires: expires, Message: msg})
 	if ok {
@@ -386,4 +386,16 @@ func verdictPublic(s *state.State) string {
 		return ""
 	}
 	return base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+}
+
+// pinFragment is the part of an activation link that tells the wallet
+// which CA to trust: in the fragment, which browsers never send.
+func (a *API) pinFragment() string {
+	if a.CAPin == nil {
+		return ""
+	}
+	if fp := a.CAPin(); fp != "" {
+		return "#ca=" + fp
+	}
+	return ""
 }

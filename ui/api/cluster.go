@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/pki"
 )
 
 // ClusterView is GET /api/v1/cluster (SPEC 4.1).
@@ -77,4 +79,53 @@ func (a *API) removeNode(w http.ResponseWriter, r *http.Request, p *Principal) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// joinTokenView is GET/POST /api/v1/cluster/join-token: the token a new
+// building joins with (lintel serve --join ADDR --join-token TOKEN), and
+// the CA fingerprint it carries.
+type joinTokenView struct {
+	JoinToken     string `json:"join_token"`
+	CAFingerprint string `json:"ca_fingerprint"`
+}
+
+func (a *API) getJoinToken(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if p.Profile.Name != state.AdministratorProfile {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may read the join token")
+		return
+	}
+	var tok string
+	a.svc.Read(func(s *state.State) { tok = s.TLS.JoinToken })
+	t, err := pki.ParseJoinToken(tok)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "", "this node has not caught up with the cluster's certificate authority yet; try again in a moment")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, joinTokenView{JoinToken: tok, CAFingerprint: t.CAFingerprint})
+}
+
+// rotateJoinToken makes a new token; the old one lets nobody in from then on.
+func (a *API) rotateJoinToken(w http.ResponseWriter, r *http.Request, p *Principal) {
+	if p.Profile.Name != state.AdministratorProfile {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may rotate the join token")
+		return
+	}
+	var caPEM []byte
+	a.svc.Read(func(s *state.State) { caPEM = s.TLS.CACert })
+	ca, err := pki.ParseCert(caPEM)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "", "this node has not caught up with the cluster's certificate authority yet; try again in a moment")
+		return
+	}
+	t, err := pki.NewJoinToken(&pki.CA{Cert: ca})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "", err.Error())
+		return
+	}
+	if _, ok := a.write(w, r, p, &command.SetJoinToken{JoinToken: t.String()}); !ok {
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, joinTokenView{JoinToken: t.String(), CAFingerprint: t.CAFingerprint})
 }

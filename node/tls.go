@@ -1,0 +1,508 @@
+package node
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lintel/consensus/command"
+	"lintel/consensus/state"
+	"lintel/pki"
+	"lintel/replication"
+)
+
+// nodeTLS is this node's part of the cluster's mutual TLS, kept in
+// DATA_DIR/tls (0700, files 0600): its private key, its certificate, the
+// CA's certificate and the gossip key. The CA's key lives in the replicated
+// state only (a member renews its own certificate and signs joiners' with it).
+type nodeTLS struct {
+	dir       string
+	key       crypto.Signer
+	cert      atomic.Pointer[tls.Certificate] // leaf, then the CA's
+	leaf      atomic.Pointer[x509.Certificate]
+	ca        atomic.Pointer[x509.Certificate]
+	gossipKey []byte
+	mu        sync.Mutex // one writer of the files at a time
+}
+
+const (
+	tlsKeyFile    = "node.key"
+	tlsCertFile   = "node.crt"
+	tlsCAFile     = "ca.crt"
+	tlsGossipFile = "gossip.key"
+	joinTokenFile = "join-token"
+)
+
+// loadTLS reads DATA_DIR/tls; ok is false when this node has no certificate yet.
+func loadTLS(dataDir string) (*nodeTLS, bool, error) {
+	t := &nodeTLS{dir: filepath.Join(dataDir, "tls")}
+	keyPEM, err := os.ReadFile(filepath.Join(t.dir, tlsKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return t, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	bad := func(f string, err error) error {
+		return fmt.Errorf("%s is damaged (%v): restore DATA_DIR/tls from a backup, or remove this node (DELETE /api/v1/cluster/nodes/ID) and join it afresh with a new data dir and --join-token", filepath.Join(t.dir, f), err)
+	}
+	if t.key, err = pki.ParseKey(keyPEM); err != nil {
+		return nil, false, bad(tlsKeyFile, err)
+	}
+	certPEM, err := os.ReadFile(filepath.Join(t.dir, tlsCertFile))
+	if err != nil {
+		return nil, false, bad(tlsCertFile, err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(t.dir, tlsCAFile))
+	if err != nil {
+		return nil, false, bad(tlsCAFile, err)
+	}
+	gk, err := os.ReadFile(filepath.Join(t.dir, tlsGossipFile))
+	if err != nil {
+		return nil, false, bad(tlsGossipFile, err)
+	}
+	if t.gossipKey, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(gk))); err != nil {
+		return nil, false, bad(tlsGossipFile, err)
+	}
+	if err := t.set(certPEM, caPEM); err != nil {
+		return nil, false, bad(tlsCertFile, err)
+	}
+	return t, true, nil
+}
+
+// set installs a certificate (PEM) for this node's key and the CA's.
+func (t *nodeTLS) set(certPEM, caPEM []byte) error {
+	leaf, err := pki.ParseCert(certPEM)
+	if err != nil {
+		return err
+	}
+	ca, err := pki.ParseCert(caPEM)
+	if err != nil {
+		return err
+	}
+	if err := leaf.CheckSignatureFrom(ca); err != nil {
+		return fmt.Errorf("the certificate is not signed by the cluster's CA: %w", err)
+	}
+	want, err := pki.KeyFingerprint(t.key.Public())
+	if err != nil {
+		return err
+	}
+	if pki.Fingerprint(leaf) != want {
+		return errors.New("the certificate is not for this node's key")
+	}
+	t.leaf.Store(leaf)
+	t.ca.Store(ca)
+	t.cert.Store(&tls.Certificate{Certificate: [][]byte{leaf.Raw, ca.Raw}, PrivateKey: t.key, Leaf: leaf})
+	return nil
+}
+
+// save writes the files: the key and gossip key first, the certificate
+// last, each through a temporary file and a rename.
+func (t *nodeTLS) save() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := os.MkdirAll(t.dir, 0o700); err != nil {
+		return err
+	}
+	keyPEM, err := pki.KeyPEM(t.key)
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		b    []byte
+	}{
+		{tlsKeyFile, keyPEM},
+		{tlsGossipFile, []byte(base64.StdEncoding.EncodeToString(t.gossipKey) + "\n")},
+		{tlsCAFile, pki.CertPEM(t.ca.Load())},
+		{tlsCertFile, pki.CertPEM(t.leaf.Load())},
+	}
+	for _, f := range files {
+		if err := writeFileSync(filepath.Join(t.dir, f.name), f.b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (t *nodeTLS) current() *tls.Certificate { return t.cert.Load() }
+func (t *nodeTLS) caCert() *x509.Certificate { return t.ca.Load() }
+func (t *nodeTLS) ready() bool               { return t.cert.Load() != nil }
+
+// certHosts are the names and addresses a node's certificate carries: the
+// hosts of its advertised addresses, and, where it listens on every
+// address, the machine's own addresses and name.
+func (c Config) certHosts(httpAddr, raftAddr, gossipAddr string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(h string) {
+		if h != "" && !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	every := false
+	for _, a := range []string{httpAddr, raftAddr, gossipAddr} {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			every = true
+			continue
+		}
+		add(h)
+	}
+	if every {
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok {
+					add(ipn.IP.String())
+				}
+			}
+		}
+		if h, err := os.Hostname(); err == nil {
+			add(h)
+		}
+	}
+	add("localhost")
+	return out
+}
+
+// certLifetime is a node certificate's lifetime; renewed when a third is left.
+func (c Config) certLifetime() time.Duration {
+	if c.CertLifetime > 0 {
+		return c.CertLifetime
+	}
+	return pki.NodeLifetime
+}
+
+// bootstrapTLS makes a new cluster's CA, this node's key and certificate,
+// the gossip key and the first join token.
+func (n *Node) bootstrapTLS(hosts []string) (*command.ClusterTLS, *command.AddMember, error) {
+	now := time.Now()
+	ca, err := pki.NewCA("Lintel cluster CA ("+n.cfg.Building+")", now)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := ca.Issue(key.Public(), pki.Identity{NodeID: n.cfg.NodeID, Instance: n.id.Instance}, hosts, now, n.cfg.certLifetime())
+	if err != nil {
+		return nil, nil, err
+	}
+	gk := make([]byte, 32)
+	rand.Read(gk)
+	if n.cfg.GossipKey != "" {
+		if gk, err = replication.ParseGossipKey(n.cfg.GossipKey); err != nil {
+			return nil, nil, fmt.Errorf("--gossip-key: %w", err)
+		}
+	}
+	tok, err := pki.NewJoinToken(ca)
+	if err != nil {
+		return nil, nil, err
+	}
+	caPEM, caKeyPEM, err := ca.PEM()
+	if err != nil {
+		return nil, nil, err
+	}
+	n.tls.key, n.tls.gossipKey = key, gk
+	if err := n.tls.set(pki.CertPEM(cert), caPEM); err != nil {
+		return nil, nil, err
+	}
+	if err := n.tls.save(); err != nil {
+		return nil, nil, fmt.Errorf("write %s: %w", n.tls.dir, err)
+	}
+	if err := writeFileSync(filepath.Join(n.cfg.DataDir, joinTokenFile), []byte(tok.String()+"\n")); err != nil {
+		return nil, nil, err
+	}
+	kf, _ := pki.KeyFingerprint(key.Public())
+	return &command.ClusterTLS{CACert: caPEM, CAKey: caKeyPEM, GossipKey: gk, JoinToken: tok.String()},
+		&command.AddMember{NodeID: n.cfg.NodeID, Instance: n.id.Instance, Key: kf}, nil
+}
+
+// admit: a peer's certificate speaks for the cluster while its node, data
+// dir and key are the ones recorded when it was let in.
+func (n *Node) admit(id pki.Identity) error {
+	var err error
+	n.raft.Read(func(s *state.State) { err = s.AdmitPeer(id.NodeID, id.Instance, id.Key) })
+	return err
+}
+
+// admitJoin answers a join exchange the gossip port handed over.
+func (n *Node) admitJoin(ctx context.Context, req replication.JoinRequest, pub crypto.PublicKey, ekm []byte) replication.JoinAnswer {
+	refuse := func(code, msg string, final bool) replication.JoinAnswer {
+		return replication.JoinAnswer{Error: &replication.JoinError{Code: code, Message: msg, Final: final}}
+	}
+	var ct command.ClusterTLS
+	n.raft.Read(func(s *state.State) { ct = s.TLS })
+	tok, err := pki.ParseJoinToken(ct.JoinToken)
+	if err != nil {
+		return refuse("not_ready", "node "+n.cfg.NodeID+" has not caught up with the cluster yet; trying again", false)
+	}
+	if !pki.JoinProofMatches(req.Proof, pki.SecretHash(tok.Secret), ekm) {
+		return refuse("join_refused", "the join token is not this cluster's current one: read it on a member (GET /api/v1/cluster/join-token, or DATA_DIR/join-token on the first node)", true)
+	}
+	if err := checkJoinRequest(req); err != nil {
+		return refuse("invalid_join", err.Error(), true)
+	}
+	kf, err := pki.KeyFingerprint(pub)
+	if err != nil {
+		return refuse("invalid_join", err.Error(), true)
+	}
+	// Recorded before the certificate is handed out: every member admits it
+	// from the moment it has one.
+	res, err := service{n}.Write(ctx, command.Command{
+		Header: command.Header{RequestID: "join-" + req.NodeID + "-" + req.Instance + "-" + kf[7:23], Actor: "system", At: time.Now().UTC(), Node: n.cfg.NodeID},
+		Body:   &command.AddMember{NodeID: req.NodeID, Instance: req.Instance, Key: kf},
+	})
+	if err != nil {
+		return refuse("no_quorum", "the cluster cannot commit now ("+err.Error()+"); trying again", false)
+	}
+	if res.Err != nil {
+		return refuse(res.Err.Code, res.Err.Message, true)
+	}
+	ca, err := pki.ParseCA(ct.CACert, ct.CAKey)
+	if err != nil {
+		return refuse("not_ready", "the cluster's CA cannot be read on node "+n.cfg.NodeID, false)
+	}
+	cert, err := ca.Issue(pub, pki.Identity{NodeID: req.NodeID, Instance: req.Instance}, req.Hosts, time.Now(), n.cfg.certLifetime())
+	if err != nil {
+		return refuse("invalid_join", err.Error(), true)
+	}
+	n.log.Info("let a node in with the join token", "node", req.NodeID)
+	return replication.JoinAnswer{Cert: pki.CertPEM(cert), CA: ct.CACert, GossipKey: ct.GossipKey}
+}
+
+func checkJoinRequest(r replication.JoinRequest) error {
+	switch {
+	case r.NodeID == "" || len(r.NodeID) > 128 || strings.ContainsAny(r.NodeID, "/?#\x00 "):
+		return errors.New("the joining node's id is empty, longer than 128 bytes or holds / ? # or a space")
+	case len(r.Instance) != 16:
+		return errors.New("the joining node's data dir instance is not 16 hex digits")
+	case len(r.Hosts) > 64:
+		return errors.New("the joining node names more than 64 hosts")
+	}
+	for _, h := range r.Hosts {
+		if len(h) > 253 || strings.ContainsAny(h, "/?# \x00") {
+			return fmt.Errorf("host %q is not a host name or address", h)
+		}
+	}
+	return nil
+}
+
+// joinCluster runs on a node started with --join and no certificate: it
+// asks the seeds, in turn, to let it in with the join token, and retries
+// while none answers. A final refusal (a wrong token, another cluster, a
+// removed data dir) stops the node with its reason.
+func (n *Node) joinCluster(tok pki.JoinToken, hosts []string) {
+	defer n.wg.Done()
+	key, err := pki.NewKey()
+	if err != nil {
+		n.fail(err)
+		return
+	}
+	req := replication.JoinRequest{NodeID: n.cfg.NodeID, Instance: n.id.Instance, Hosts: hosts}
+	wait := 200 * time.Millisecond
+	lastSaid := time.Now()
+	for {
+		for _, seed := range n.cfg.Join {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ans, err := replication.RequestJoin(ctx, seed, tok, req, key)
+			cancel()
+			var je *replication.JoinError
+			switch {
+			case err == nil:
+				if err := n.installJoin(key, ans); err != nil {
+					n.fail(fmt.Errorf("the certificate %s handed out cannot be used: %w", seed, err))
+					return
+				}
+				n.log.Info("let into the cluster", "by", seed)
+				return
+			case errors.As(err, &je) && je.Final:
+				n.fail(fmt.Errorf("join refused by %s: %s", seed, je.Message))
+				return
+			default:
+				n.log.Debug("join: no answer yet", "seed", seed, "err", err)
+				if time.Since(lastSaid) > 30*time.Second {
+					n.log.Warn("still waiting to be let into the cluster", "seeds", n.cfg.Join, "last_error", err)
+					lastSaid = time.Now()
+				}
+			}
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(wait):
+		}
+		if wait < 5*time.Second {
+			wait *= 2
+		}
+	}
+}
+
+func (n *Node) installJoin(key crypto.Signer, ans replication.JoinAnswer) error {
+	if len(ans.GossipKey) != 16 && len(ans.GossipKey) != 24 && len(ans.GossipKey) != 32 {
+		return errors.New("no gossip key")
+	}
+	n.tls.key, n.tls.gossipKey = key, ans.GossipKey
+	if err := n.tls.set(ans.Cert, ans.CA); err != nil {
+		return err
+	}
+	if id, ok := pki.IdentityOf(n.tls.leaf.Load()); !ok || id.NodeID != n.cfg.NodeID || id.Instance != n.id.Instance {
+		return errors.New("the certificate names another node")
+	}
+	if err := n.tls.save(); err != nil {
+		return err
+	}
+	if err := n.members.SetKey(ans.GossipKey); err != nil {
+		return err
+	}
+	select {
+	case n.membersChanged <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// renewLoop renews this node's certificate, with the same key, when a third
+// of its lifetime is left, signing it with the CA key in the replica.
+func (n *Node) renewLoop() {
+	defer n.wg.Done()
+	life := n.cfg.certLifetime()
+	every := min(life/20, time.Hour)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		leaf := n.tls.leaf.Load()
+		if leaf == nil || time.Until(leaf.NotAfter) > life/3 {
+			continue
+		}
+		if err := n.renew(leaf); err != nil {
+			n.log.Warn("certificate renewal failed; trying again", "err", err, "expires", leaf.NotAfter)
+		}
+	}
+}
+
+func (n *Node) renew(old *x509.Certificate) error {
+	var ct command.ClusterTLS
+	n.raft.Read(func(s *state.State) { ct = s.TLS })
+	ca, err := pki.ParseCA(ct.CACert, ct.CAKey)
+	if err != nil {
+		return fmt.Errorf("this replica holds no CA yet: %w", err)
+	}
+	hosts := append(append([]string{}, old.DNSNames...), ipStrings(old.IPAddresses)...)
+	cert, err := ca.Issue(n.tls.key.Public(), pki.Identity{NodeID: n.cfg.NodeID, Instance: n.id.Instance}, hosts, time.Now(), n.cfg.certLifetime())
+	if err != nil {
+		return err
+	}
+	if err := n.tls.set(pki.CertPEM(cert), ct.CACert); err != nil {
+		return err
+	}
+	if err := n.tls.save(); err != nil {
+		return err
+	}
+	n.log.Info("renewed this node's certificate", "expires", cert.NotAfter)
+	return nil
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
+
+// fail stops a node that cannot go on (a refused join): the reason is
+// kept for the process to print, and Failed is closed.
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() {
+		n.failErr = err
+		n.log.Error("stopping", "reason", err.Error())
+		close(n.failed)
+	})
+}
+
+// Failed is closed when the node stopped itself; FailReason says why.
+func (n *Node) Failed() <-chan struct{} { return n.failed }
+
+// FailReason is the one-line reason the node stopped itself.
+func (n *Node) FailReason() error { return n.failErr }
+
+// JoinToken is the cluster's current join token as this replica knows it.
+func (n *Node) JoinToken() string {
+	var t string
+	n.raft.Read(func(s *state.State) { t = s.TLS.JoinToken })
+	return t
+}
+
+// trustLoop acts on changes of who is let in: a removed node's open links
+// close at once, and the join token file follows a rotation.
+func (n *Node) trustLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.trustChanged:
+			n.mux.Recheck()
+			n.keepJoinTokenFile()
+		}
+	}
+}
+
+// keepJoinTokenFile rewrites DATA_DIR/join-token, on the node that has one,
+// when an administrator rotates the token.
+func (n *Node) keepJoinTokenFile() {
+	p := filepath.Join(n.cfg.DataDir, joinTokenFile)
+	old, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	tok := n.JoinToken()
+	if tok != "" && strings.TrimSpace(string(old)) != tok {
+		if err := writeFileSync(p, []byte(tok+"\n")); err != nil {
+			n.log.Warn("could not rewrite the join token file", "err", err)
+		}
+	}
+}
