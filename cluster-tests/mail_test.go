@@ -197,7 +197,7 @@ func startMailCluster(t *testing.T, size int, smtpAddr string) *cluster {
 // and fails unless the answer has the wanted status.
 func (c *cluster) raw(n *node, want int, method, path, body string) *resp {
 	c.t.Helper()
-	req, err := http.NewRequest(method, "http://"+n.http+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, c.url(n)+path, strings.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -434,3 +434,82 @@ func TestCaptureShowsNoSecrets(t *testing.T) {
 	}
 	t.Logf("capture of %d bytes on loopback (HTTP, Raft and gossip ports of 3 nodes): none of the secrets", len(b))
 }
+
+// On an address other than loopback the console and API are HTTPS only,
+// with the node's certificate of the cluster CA; the session cookie is
+// Secure; an activation link carries the CA's fingerprint and the wallet
+// trusts the node only under it.
+func TestHTTPSOffLoopback(t *testing.T) {
+	c := newCluster(t, 1)
+	n := c.nodes[0]
+	_, port, _ := net.SplitHostPort(n.http)
+	n.extra = []string{"--http", "0.0.0.0:" + port, "--advertise-http", "127.0.0.1:" + port}
+	n.start("")
+	caFile := filepath.Join(n.dir, "tls", "ca.crt")
+	eventually(t, 20*time.Second, "the cluster CA written", func() error {
+		_, err := os.Stat(caFile)
+		return err
+	})
+	caPEM, _ := os.ReadFile(caFile)
+	ca, err := pki.ParseCert(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	tr := newTransport()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	c.client, c.scheme = &http.Client{Transport: tr, Timeout: 15 * time.Second}, "https"
+	c.waitReady(n, 20*time.Second)
+
+	// Plain HTTP is not served.
+	if res, err := http.Get("http://" + n.http + "/healthz"); err == nil {
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode == 200 {
+			t.Fatalf("plain HTTP served off loopback: %s", body)
+		}
+	}
+	// The login's cookie is Secure.
+	r := c.expect(n, 200, "POST", "/api/v1/session", map[string]string{"email": adminEmail, "password": adminPassword})
+	if ck := r.header.Get("Set-Cookie"); !strings.Contains(ck, "Secure") || !strings.Contains(ck, "HttpOnly") {
+		t.Fatalf("session cookie over HTTPS: %q", ck)
+	}
+	c.login(n, 10*time.Second)
+
+	c.loadCredits(t.TempDir(), n, n, "PO-HTTPS", 10)
+	var site struct{ ID string }
+	c.expect(n, 201, "POST", "/api/v1/sites", map[string]string{"name": "Over HTTPS"}).decode(&site)
+	c.raw(n, 201, "POST", "/api/v1/sites/"+site.ID+"/reader-configs", "lintel-reader-config 1\nname = Gate\n")
+	var card struct{ ID string }
+	c.expect(n, 201, "POST", "/api/v1/sites/"+site.ID+"/cards", map[string]string{
+		"first_name": "Ada", "last_name": "Pinned", "email": "ada@example.com", "reader_config": "Gate", "private_id": "4242"}).decode(&card)
+	c.expect(n, 200, "POST", "/api/v1/cards/"+card.ID+"/send", nil)
+	var outbox struct{ Items []struct{ Body string } }
+	c.expect(n, 200, "GET", "/api/v1/outbox", nil).decode(&outbox)
+	if len(outbox.Items) != 1 {
+		t.Fatalf("outbox %+v", outbox)
+	}
+	link := regexp.MustCompile(`https://\S+/activate/\S+`).FindString(outbox.Items[0].Body)
+	fp := pki.Fingerprint(ca)
+	if !strings.HasPrefix(link, "https://127.0.0.1:"+port+"/activate/") || !strings.HasSuffix(link, "#ca="+fp) {
+		t.Fatalf("activation link %q: want https on the advertised address and #ca=%s", link, fp)
+	}
+	// A link whose fingerprint was changed is refused before it is used.
+	wallet := filepath.Join(c.dir, "wallet.json")
+	last := fp[len(fp)-1:]
+	flip := map[string]string{"0": "1"}[last]
+	if flip == "" {
+		flip = "0"
+	}
+	tampered := strings.TrimSuffix(link, last) + flip
+	if code, _, errs := runLintel(t, 20*time.Second, "wallet", "activate", "--wallet", wallet, tampered); code == 0 || !strings.Contains(errs, "another cluster") {
+		t.Fatalf("a link with another CA's fingerprint: exit %d %s", code, errs)
+	}
+	if code, out, errs := runLintel(t, 20*time.Second, "wallet", "activate", "--wallet", wallet, link); code != 0 {
+		t.Fatalf("wallet activate over pinned HTTPS: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := runLintel(t, 20*time.Second, "wallet", "checkin", "--wallet", wallet, "--node", "https://127.0.0.1:"+port); code != 0 {
+		t.Fatalf("wallet checkin over pinned HTTPS: %d %s %s", code, out, errs)
+	}
+}

@@ -56,7 +56,7 @@ func ClientConfig(pool *x509.CertPool, cert func() *tls.Certificate, want string
 
 // ErrOtherCluster: the node that answered a join is not of the cluster
 // whose CA the join token names.
-var ErrOtherCluster = errors.New("the node at that address belongs to another cluster (its CA is not the one the join token names)")
+var ErrOtherCluster = errors.New("the node at that address belongs to another cluster (its certificate is not of the CA that the join token or activation link names)")
 
 // PinnedConfig is what a joining node dials with before it has a
 // certificate: the server's chain must end in a CA whose fingerprint is

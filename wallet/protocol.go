@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -127,26 +128,28 @@ func pinOf(link string) string {
 	return fp
 }
 
-// httpFor is the client for a node: pinned to the cluster CA that the
-// card's activation link named, else w.HTTP (system roots for https).
-func (w *Wallet) httpFor(node string) *http.Client {
-	pin, any := "", ""
+// pinFor is the CA fingerprint the wallet trusts a node under: the one
+// the activation link of a card from that node named, else that of any of
+// its cards (another node of the same cluster); "" for none.
+func (w *Wallet) pinFor(node string) string {
+	pin, other := "", ""
 	for _, c := range w.cards {
 		if c.NodeURL == node && c.CA != "" {
 			pin = c.CA
 		}
 		if c.CA != "" {
-			any = c.CA
+			other = c.CA
 		}
 	}
 	if pin == "" {
-		pin = any // another node of the cluster a card came from
+		pin = other
 	}
-	for _, p := range w.pending {
-		if n, err := ParseActivationURL(p.URL); err == nil && n == node && pinOf(p.URL) != "" {
-			pin = pinOf(p.URL)
-		}
-	}
+	return pin
+}
+
+// clientFor is the client for a node: pinned to a cluster CA over https,
+// else w.HTTP (system roots for https).
+func (w *Wallet) clientFor(node, pin string) *http.Client {
 	if pin == "" || !strings.HasPrefix(node, "https://") {
 		return w.HTTP
 	}
@@ -216,7 +219,11 @@ func (w *Wallet) Activate(ctx context.Context, activationURL string) (*Card, err
 		return nil, err
 	}
 	var ans activation
-	err = w.post(ctx, node, activationURL, map[string]string{"public_key": base64.StdEncoding.EncodeToString(der)}, p.IdempotencyKey, &ans)
+	pin := pinOf(activationURL) // the link's own word, checked before the token is sent
+	if pin == "" {
+		pin = w.pinFor(node)
+	}
+	err = w.postPinned(ctx, pin, node, activationURL, map[string]string{"public_key": base64.StdEncoding.EncodeToString(der)}, p.IdempotencyKey, &ans)
 	if err == nil && ans.CardID == "" {
 		err = &NetError{Node: node, Err: errors.New("the answer has no card_id")}
 	}
@@ -445,7 +452,16 @@ func (e *ServerError) definite() bool {
 // the connection was never made.
 func notSent(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	// A node whose certificate is refused never saw the request.
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.Is(err, pki.ErrOtherCluster) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 // post sends body as JSON and decodes a 200 answer into out. An error
@@ -453,12 +469,18 @@ func notSent(err error) bool {
 // A node that answers 429 (too many requests from this address) is asked
 // again after its Retry-After, a few times, while ctx allows.
 func (w *Wallet) post(ctx context.Context, node, target string, body any, idempotencyKey string, out any) error {
+	return w.postPinned(ctx, w.pinFor(node), node, target, body, idempotencyKey, out)
+}
+
+// postPinned is post trusting the node under the CA fingerprint pin ("" for system roots).
+func (w *Wallet) postPinned(ctx context.Context, pin, node, target string, body any, idempotencyKey string, out any) error {
+	cl := w.clientFor(node, pin)
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
 	for try := 0; ; try++ {
-		wait, err := w.postOnce(ctx, node, target, b, idempotencyKey, out)
+		wait, err := w.postOnce(ctx, cl, node, target, b, idempotencyKey, out)
 		if wait == 0 || try == 3 {
 			return err
 		}
@@ -471,7 +493,7 @@ func (w *Wallet) post(ctx context.Context, node, target string, body any, idempo
 }
 
 // postOnce sends b once. A 429 returns its error and how long to wait.
-func (w *Wallet) postOnce(ctx context.Context, node, target string, b []byte, idempotencyKey string, out any) (time.Duration, error) {
+func (w *Wallet) postOnce(ctx context.Context, cl *http.Client, node, target string, b []byte, idempotencyKey string, out any) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
 	if err != nil {
 		return 0, &NetError{Node: node, Err: errors.New("bad URL")}
@@ -481,7 +503,7 @@ func (w *Wallet) postOnce(ctx context.Context, node, target string, b []byte, id
 	if idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", idempotencyKey)
 	}
-	resp, err := w.httpFor(node).Do(req)
+	resp, err := cl.Do(req)
 	if err != nil {
 		// *url.Error repeats the URL, and an activation URL holds the token.
 		var ue *url.Error

@@ -4,8 +4,8 @@ package testnode
 import (
 	"io"
 	"net/http"
-	"os"
 	"net/http/cookiejar"
+	"os"
 	"strings"
 	"sync"
 	"testing"
