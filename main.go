@@ -135,6 +135,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.LogOutput = stderr
 	cfg.Version = version
+	privateFiles()
 
 	n, err := node.Start(cfg)
 	if err != nil {

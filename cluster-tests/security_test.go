@@ -255,6 +255,19 @@ func TestJoinNeedsTheToken(t *testing.T) {
 			t.Errorf("%s: %v %v", f, fi.Mode(), err)
 		}
 	}
+	// Nothing in a data dir is readable by anyone but its user.
+	c.expect(first, 200, "POST", "/api/v1/cluster/snapshot", nil)
+	for _, n := range c.nodes {
+		filepath.WalkDir(n.dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s is mode %v", p, fi.Mode().Perm())
+			}
+			return nil
+		})
+	}
 	// A restart needs no token.
 	if _, code, err := second.term(5 * time.Second); err != nil || code != 0 {
 		t.Fatalf("stop: %d %v", code, err)

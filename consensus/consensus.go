@@ -162,6 +162,12 @@ func Open(c Config) (*Raft, error) {
 		store.Close()
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
+	// raft makes it 0755; it holds the whole state (password hashes, the CA key).
+	if err := os.Chmod(filepath.Join(c.DataDir, "snapshots"), 0o700); err != nil {
+		mark.Close()
+		store.Close()
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
 	f := newFSM(c.Observe)
 	f.archive = c.Archive
 	f.log = logger
