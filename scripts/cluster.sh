@@ -10,7 +10,13 @@ for i in 1 2 3; do
   args=(serve --data-dir "$root/node$i" --node-id "node$i" --building "Building $i"
         --http "127.0.0.1:808$i" --raft "127.0.0.1:700$i" --gossip "127.0.0.1:794$i"
         --readers "127.0.0.1:710$i" --admin-password lintel-demo)
-  [ "$i" = 1 ] && args+=(--demo) || args+=(--join 127.0.0.1:7941)
+  if [ "$i" = 1 ]; then
+    args+=(--demo)
+  else
+    # The first node wrote the join token to its data dir when it bootstrapped.
+    for _ in $(seq 50); do [ -s "$root/node1/join-token" ] && break; sleep 0.1; done
+    args+=(--join 127.0.0.1:7941 --join-token "$(cat "$root/node1/join-token")")
+  fi
   "$bin" "${args[@]}" >"$root/node$i.log" 2>&1 &
   pids+=($!)
   sleep 1
