@@ -29,8 +29,9 @@ const (
 // half-open connections costs the node little and the real members still
 // get through (each attempt ends within the timeout).
 const (
-	handshakeTimeout = 5 * time.Second
-	maxHandshakes    = 256
+	handshakeTimeout     = 5 * time.Second
+	maxHandshakes        = 256
+	maxHandshakesPerHost = 16 // so one host's flood leaves room for the members
 )
 
 // MuxConfig is what the node-to-node listener needs.
@@ -60,8 +61,9 @@ type Mux struct {
 	closed chan struct{}
 	once   sync.Once
 
-	mu    sync.Mutex
-	conns map[*trackedConn]pki.Identity // open Raft connections, for Recheck
+	mu      sync.Mutex
+	conns   map[*trackedConn]pki.Identity // open Raft connections, for Recheck
+	proving map[string]int                // handshakes in flight per host
 }
 
 // ListenMux opens the node's Raft port.
@@ -83,7 +85,8 @@ func ListenMux(cfg MuxConfig) (*Mux, error) {
 		return nil, fmt.Errorf("raft listens on %q, which other nodes cannot dial; set --advertise-raft", cfg.Bind)
 	}
 	m := &Mux{cfg: cfg, ln: ln, adv: adv, raftCh: make(chan net.Conn), httpCh: make(chan net.Conn),
-		sem: make(chan struct{}, maxHandshakes), closed: make(chan struct{}), conns: map[*trackedConn]pki.Identity{}}
+		sem: make(chan struct{}, maxHandshakes), closed: make(chan struct{}), conns: map[*trackedConn]pki.Identity{},
+		proving: map[string]int{}}
 	return m, nil
 }
 
@@ -116,18 +119,38 @@ func (m *Mux) acceptLoop() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		host := hostOf(c.RemoteAddr())
+		m.mu.Lock()
+		full := m.proving[host] >= maxHandshakesPerHost
+		if !full {
+			m.proving[host]++
+		}
+		m.mu.Unlock()
+		if full {
+			c.Close() // this host is proving enough at once
+			continue
+		}
 		select {
 		case m.sem <- struct{}{}:
 		default:
+			m.done(host)
 			c.Close() // too many proving at once: the newest waits for the next try
 			continue
 		}
-		go m.handshake(c)
+		go m.handshake(c, host)
 	}
 }
 
-func (m *Mux) handshake(c net.Conn) {
-	defer func() { <-m.sem }()
+func (m *Mux) done(host string) {
+	m.mu.Lock()
+	if m.proving[host]--; m.proving[host] <= 0 {
+		delete(m.proving, host)
+	}
+	m.mu.Unlock()
+}
+
+func (m *Mux) handshake(c net.Conn, host string) {
+	defer func() { <-m.sem; m.done(host) }()
 	cfg := pki.ServerConfig(m.pool(), m.cfg.Cert, m.cfg.Admit)
 	cfg.NextProtos = []string{ProtoRaft, ProtoHTTP}
 	tc := tls.Server(c, cfg)

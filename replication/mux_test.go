@@ -316,3 +316,46 @@ type lyingSigner struct {
 }
 
 func (l lyingSigner) Public() crypto.PublicKey { return l.pub }
+
+// A host that opens many connections and never speaks holds at most its
+// share of the handshake slots: a member from another host still links.
+func TestMuxFloodFromOneHostLeavesRoomForMembers(t *testing.T) {
+	ca := newTestCA(t)
+	set := &admitSet{ids: map[string]bool{"n1": true, "n2": true}}
+	m1, m2 := startMux(t, ca, "n1", set), startMux(t, ca, "n2", set)
+	go func() {
+		for {
+			c, err := m1.RaftLayer().Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(m1.Addr().String())
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	var flood []net.Conn
+	for range 400 {
+		c, err := d.Dial("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			continue
+		}
+		flood = append(flood, c)
+	}
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	if len(flood) < 300 {
+		t.Fatalf("only %d flood connections opened", len(flood))
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	c, err := m2.RaftLayer().Dial(raft.ServerAddress(m1.Addr().String()), 2*time.Second)
+	if err != nil {
+		t.Fatalf("a member could not link during a flood of %d idle connections from one host: %v", len(flood), err)
+	}
+	c.Close()
+	t.Logf("a member linked in %v during a flood of %d idle connections from another host", time.Since(start).Round(time.Millisecond), len(flood))
+}
