@@ -406,14 +406,20 @@ func TestCaptureShowsNoSecrets(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dump := exec.CommandContext(ctx, "tcpdump", "-i", "lo", "-U", "-n", "-s", "0", "-w", pcap, strings.Join(ports, " or "))
-	var dumpErr bytes.Buffer
-	dump.Stderr = &dumpErr
+	errPath := filepath.Join(c.dir, "tcpdump.err")
+	errFile, err := os.Create(errPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	dump.Stderr = errFile
 	if err := dump.Start(); err != nil {
 		t.Fatal(err)
 	}
+	dumpErr := func() string { b, _ := os.ReadFile(errPath); return string(b) }
 	eventually(t, 10*time.Second, "tcpdump listening", func() error {
-		if !strings.Contains(dumpErr.String(), "listening on") {
-			return fmt.Errorf("tcpdump: %s", dumpErr.String())
+		if !strings.Contains(dumpErr(), "listening on") {
+			return fmt.Errorf("tcpdump: %s", dumpErr())
 		}
 		return nil
 	})
@@ -438,7 +444,7 @@ func TestCaptureShowsNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(b) < 50_000 {
-		t.Fatalf("the capture holds %d bytes: it did not see the cluster's traffic (%s)", len(b), dumpErr.String())
+		t.Fatalf("the capture holds %d bytes: it did not see the cluster's traffic (%s)", len(b), dumpErr())
 	}
 	for _, secret := range []string{marker, adminPassword, "$2a$", "/api/v1/", "/internal/v1/", "lintel-join-1.", "cluster_secret", "password"} {
 		if bytes.Contains(b, []byte(secret)) {

@@ -140,7 +140,7 @@ func Start(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("--join-token: %w", err)
 		}
 	default:
-		return nil, fmt.Errorf("%s holds no certificate: restore it from a backup of this data dir, or remove this node (DELETE /api/v1/cluster/nodes/%s) and start it with a new data dir and --join-token", filepath.Join(cfg.DataDir, "tls"), cfg.NodeID)
+		return nil, fmt.Errorf("%s holds no certificate: restore it from a backup of this data dir, or remove this node (DELETE /api/v1/cluster/nodes/%s) and start it with a new data dir and --join-token (a data dir made by a build before mutual TLS cannot be upgraded in place: see the README)", filepath.Join(cfg.DataDir, "tls"), cfg.NodeID)
 	}
 
 	// HTTP first: its advertised address goes into the gossip metadata.

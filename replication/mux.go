@@ -28,11 +28,25 @@ const (
 // member; maxHandshakes bounds how many prove at once, so a flood of
 // half-open connections costs the node little and the real members still
 // get through (each attempt ends within the timeout).
+//
+// Per host, at most maxHandshakesPerHost prove at once and the others wait
+// their turn (a follower opening 64 links at once waits a few
+// milliseconds), up to maxPendingPerHost; beyond that, and beyond
+// maxPending in all, a new connection is closed at once. A host's flood of
+// idle connections so only delays that host.
 const (
 	handshakeTimeout     = 5 * time.Second
 	maxHandshakes        = 256
-	maxHandshakesPerHost = 16 // so one host's flood leaves room for the members
+	maxHandshakesPerHost = 16
+	maxPendingPerHost    = 256
+	maxPending           = 4096
 )
+
+// hostQueue is one host's connections waiting for, or in, a handshake.
+type hostQueue struct {
+	pending int
+	slots   chan struct{}
+}
 
 // MuxConfig is what the node-to-node listener needs.
 type MuxConfig struct {
@@ -63,7 +77,8 @@ type Mux struct {
 
 	mu      sync.Mutex
 	conns   map[*trackedConn]pki.Identity // open Raft connections, for Recheck
-	proving map[string]int                // handshakes in flight per host
+	hosts   map[string]*hostQueue         // connections proving or waiting, per host
+	pending int                           // in all hosts
 }
 
 // ListenMux opens the node's Raft port.
@@ -86,7 +101,7 @@ func ListenMux(cfg MuxConfig) (*Mux, error) {
 	}
 	m := &Mux{cfg: cfg, ln: ln, adv: adv, raftCh: make(chan net.Conn), httpCh: make(chan net.Conn),
 		sem: make(chan struct{}, maxHandshakes), closed: make(chan struct{}), conns: map[*trackedConn]pki.Identity{},
-		proving: map[string]int{}}
+		hosts: map[string]*hostQueue{}}
 	return m, nil
 }
 
@@ -121,42 +136,65 @@ func (m *Mux) acceptLoop() {
 		}
 		host := hostOf(c.RemoteAddr())
 		m.mu.Lock()
-		full := m.proving[host] >= maxHandshakesPerHost
+		q := m.hosts[host]
+		if q == nil {
+			q = &hostQueue{slots: make(chan struct{}, maxHandshakesPerHost)}
+			m.hosts[host] = q
+		}
+		full := q.pending >= maxPendingPerHost || m.pending >= maxPending
 		if !full {
-			m.proving[host]++
+			q.pending++
+			m.pending++
 		}
 		m.mu.Unlock()
 		if full {
-			c.Close() // this host is proving enough at once
+			c.Close()
 			continue
 		}
-		select {
-		case m.sem <- struct{}{}:
-		default:
-			m.done(host)
-			c.Close() // too many proving at once: the newest waits for the next try
-			continue
-		}
-		go m.handshake(c, host)
+		go m.handshake(c, host, q)
 	}
 }
 
-func (m *Mux) done(host string) {
+func (m *Mux) done(host string, q *hostQueue) {
 	m.mu.Lock()
-	if m.proving[host]--; m.proving[host] <= 0 {
-		delete(m.proving, host)
+	q.pending--
+	m.pending--
+	if q.pending == 0 {
+		delete(m.hosts, host)
 	}
 	m.mu.Unlock()
 }
 
-func (m *Mux) handshake(c net.Conn, host string) {
-	defer func() { <-m.sem; m.done(host) }()
+// handshake waits for a slot of its host and one of the node's, then
+// proves the peer, all within handshakeTimeout of being accepted.
+func (m *Mux) handshake(c net.Conn, host string, q *hostQueue) {
+	defer m.done(host, q)
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	select {
+	case q.slots <- struct{}{}:
+		defer func() { <-q.slots }()
+	case <-ctx.Done():
+		c.Close()
+		return
+	case <-m.closed:
+		c.Close()
+		return
+	}
+	select {
+	case m.sem <- struct{}{}:
+		defer func() { <-m.sem }()
+	case <-ctx.Done():
+		c.Close()
+		return
+	case <-m.closed:
+		c.Close()
+		return
+	}
 	cfg := pki.ServerConfig(m.pool(), m.cfg.Cert, m.cfg.Admit)
 	cfg.NextProtos = []string{ProtoRaft, ProtoHTTP}
 	tc := tls.Server(c, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
-	cancel()
 	if err != nil {
 		c.Close()
 		return

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,4 +359,23 @@ func TestMuxFloodFromOneHostLeavesRoomForMembers(t *testing.T) {
 	}
 	c.Close()
 	t.Logf("a member linked in %v during a flood of %d idle connections from another host", time.Since(start).Round(time.Millisecond), len(flood))
+
+	// A member that opens many links at once (a follower forwarding 64
+	// writes) waits its turn instead of being refused.
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range 64 {
+		wg.Go(func() {
+			c, err := m2.RaftLayer().Dial(raft.ServerAddress(m1.Addr().String()), 3*time.Second)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			c.Close()
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of 64 links a member opened at once were refused", n)
+	}
 }
