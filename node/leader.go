@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"lintel/consensus/command"
@@ -167,8 +168,8 @@ func (n *Node) reconcileMembers() {
 		if !ok {
 			continue
 		}
-		if m, seen := byID[id]; seen && m.Instance != r.Instance && m.State == "alive" {
-			continue // the same id came back with a fresh data dir: it is a new member
+		if inst, ok := letIn[id]; ok && inst != r.Instance && !slices.Contains(r.Earlier, inst) {
+			continue // the same id let in again with a fresh data dir: it is a new member
 		}
 		if err := n.raft.RemoveServer(id); err != nil {
 			n.log.Warn("remove server", "id", id, "err", err)
@@ -210,12 +211,20 @@ func (n *Node) reconcileMembers() {
 			voters++
 			n.log.Info("promoted node to voter", "id", m.ID)
 		case ok: // same id, new address: join is idempotent, the entry is replaced
+			if err := n.verifyAt(m); err != nil {
+				n.log.Warn("not re-addressing: the node at the new address is not that member", "id", m.ID, "raft", m.Raft, "err", err)
+				continue
+			}
 			if err := n.raft.AddServer(m.ID, m.Raft, cur.voter); err != nil {
 				n.log.Warn("re-address server", "id", m.ID, "err", err)
 				return
 			}
 			n.log.Info("node came back on a new address", "id", m.ID, "raft", m.Raft)
 		default:
+			if err := n.verifyAt(m); err != nil {
+				n.log.Warn("not adding: the node at its gossiped address is not that member", "id", m.ID, "raft", m.Raft, "err", err)
+				continue
+			}
 			voter := voters < want
 			if err := n.raft.AddServer(m.ID, m.Raft, voter); err != nil {
 				n.log.Warn("add server", "id", m.ID, "err", err)
@@ -231,7 +240,7 @@ func (n *Node) reconcileMembers() {
 
 func isRemoved(removed map[string]state.RemovedNode, m replication.Member) bool {
 	r, ok := removed[m.ID]
-	return ok && r.Instance == m.Instance
+	return ok && (r.Instance == m.Instance || slices.Contains(r.Earlier, m.Instance))
 }
 
 // loadDemo fills a new demo cluster: a site, a demo credit issuer (its key
@@ -255,4 +264,17 @@ func (n *Node) loadDemo(ctx context.Context) {
 	}
 	_, text := voucher.Issue(key, acc, "demo-"+acc, 1000, time.Now())
 	n.applySystem(ctx, "demo-voucher-"+acc, &command.LoadVoucher{AccountID: acc, Voucher: text})
+}
+
+// verifyAt checks that the node at a member's gossiped Raft address holds
+// that member's certificate: gossip alone (whose key a removed node may
+// keep) must not point Raft at another address.
+func (n *Node) verifyAt(m replication.Member) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := n.mux.Dial(ctx, m.Raft, replication.ProtoHTTP, m.ID)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }

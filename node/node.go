@@ -46,6 +46,8 @@ type Node struct {
 	failed   chan struct{}
 	failErr  error
 	failOnce sync.Once
+	raftP    atomic.Pointer[consensus.Raft] // n.raft once Open returned, for the TLS checks
+	serving  atomic.Bool                    // the forwarder is set: joins may be answered
 	// trustChanged: members, removals or the join token changed (trustLoop).
 	trustChanged chan struct{}
 	api          *api.API // set by routes, before the HTTP server starts
@@ -189,6 +191,8 @@ func Start(cfg Config) (*Node, error) {
 		n.archive.close()
 		return nil, err
 	}
+	n.raftP.Store(n.raft)
+	n.renewDue()  // before anyone sees the certificate: a node back after long may hold an expired one
 	n.mux.Serve() // admit reads the replica: only now
 	gossipKey := n.tls.gossipKey
 	if gossipKey == nil {
@@ -216,6 +220,7 @@ func Start(cfg Config) (*Node, error) {
 		Client:    replication.NewInternalClient(n.mux, n.members, api.WriteTimeout),
 		OnForward: n.metrics.forwarded.Inc,
 	}
+	n.serving.Store(true)
 	n.internal = &http.Server{Handler: n.internalRoutes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	n.wg.Add(2)
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"lintel/consensus/state"
 	"lintel/internal/testnode"
 	"lintel/node"
 	"lintel/pki"
@@ -47,5 +48,18 @@ func TestCertificatesRenewWithoutDowntime(t *testing.T) {
 	c3 := testnode.Login(t, n3)
 	if r := c3.Do(t, "POST", "/api/v1/sites", `{"name":"After renewal"}`, nil); r.StatusCode != 201 {
 		t.Fatalf("write through a follower after renewal: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// The state checks a joiner's token by its own copy of pki.SecretHash.
+func TestStateAndPKIHashJoinTokensAlike(t *testing.T) {
+	ca, _ := pki.NewCA("t", time.Now())
+	tok, _ := pki.NewJoinToken(ca)
+	h, ok := state.JoinSecretHash(tok.String())
+	if !ok || h != pki.SecretHash(tok.Secret) {
+		t.Fatalf("state %q, pki %q", h, pki.SecretHash(tok.Secret))
+	}
+	if _, ok := state.JoinSecretHash("lintel-join-1."); ok {
+		t.Fatal("a token without a secret was read")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"lintel/consensus"
 	"lintel/consensus/command"
 	"lintel/consensus/state"
+	"lintel/pki"
 	"lintel/reader"
 	"lintel/replication"
 	"lintel/ui/api"
@@ -164,7 +165,7 @@ func (s service) Cluster(ctx context.Context) (api.ClusterView, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if st, err := n.fwd.Status(ctx, nv.RaftAddr); err == nil {
+			if st, err := n.fwd.Status(ctx, nv.ID, nv.RaftAddr); err == nil {
 				fill(nv, st)
 			}
 		}()
@@ -205,9 +206,18 @@ func (s service) RemoveNode(ctx context.Context, actor, id string) error {
 	if !known && !inGossip {
 		return api.ErrNodeNotFound
 	}
+	// The removed node may hold the join token: a new one replaces it in the same entry.
+	var caPEM []byte
+	n.raft.Read(func(st *state.State) { caPEM = st.TLS.CACert })
+	newToken := ""
+	if ca, err := pki.ParseCert(caPEM); err == nil {
+		if t, err := pki.NewJoinToken(&pki.CA{Cert: ca}); err == nil {
+			newToken = t.String()
+		}
+	}
 	if _, err := s.Write(ctx, command.Command{
 		Header: command.Header{RequestID: api.NewID(), Actor: actor, At: time.Now().UTC()},
-		Body:   &command.RemoveNode{NodeID: id, Instance: m.Instance},
+		Body:   &command.RemoveNode{NodeID: id, Instance: m.Instance, JoinToken: newToken},
 	}); err != nil {
 		return err
 	}

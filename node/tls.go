@@ -7,11 +7,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,14 +37,17 @@ type nodeTLS struct {
 	ca        atomic.Pointer[x509.Certificate]
 	gossipKey []byte
 	mu        sync.Mutex // one writer of the files at a time
+	boot      atomic.Pointer[[]replication.JoinMember]
 }
 
 const (
-	tlsKeyFile    = "node.key"
-	tlsCertFile   = "node.crt"
-	tlsCAFile     = "ca.crt"
-	tlsGossipFile = "gossip.key"
-	joinTokenFile = "join-token"
+	tlsJoinKeyFile = "join.key"     // the key a joining node asks a certificate for, kept across its retries
+	tlsMembersFile = "members.json" // the members as the join answer listed them
+	tlsKeyFile     = "node.key"
+	tlsCertFile    = "node.crt"
+	tlsCAFile      = "ca.crt"
+	tlsGossipFile  = "gossip.key"
+	joinTokenFile  = "join-token"
 )
 
 // loadTLS reads DATA_DIR/tls; ok is false when this node has no certificate yet.
@@ -157,6 +162,52 @@ func writeFileSync(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
+// joinKey is the key a node not let in yet asks a certificate for: the
+// same across restarts, so a join whose answer was lost is not a new key
+// for the same node (which the cluster refuses).
+func (t *nodeTLS) joinKey() (crypto.Signer, error) {
+	p := filepath.Join(t.dir, tlsJoinKeyFile)
+	if b, err := os.ReadFile(p); err == nil {
+		return pki.ParseKey(b)
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	b, err := pki.KeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(t.dir, 0o700); err != nil {
+		return nil, err
+	}
+	return key, writeFileSync(p, b)
+}
+
+func (t *nodeTLS) saveMembers(ms []replication.JoinMember) error {
+	b, err := json.Marshal(ms)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(t.dir, 0o700); err != nil {
+		return err
+	}
+	t.boot.Store(&ms)
+	return writeFileSync(filepath.Join(t.dir, tlsMembersFile), b)
+}
+
+func (t *nodeTLS) bootMembers() []replication.JoinMember {
+	if p := t.boot.Load(); p != nil {
+		return *p
+	}
+	var ms []replication.JoinMember
+	if b, err := os.ReadFile(filepath.Join(t.dir, tlsMembersFile)); err == nil {
+		json.Unmarshal(b, &ms)
+	}
+	t.boot.Store(&ms)
+	return ms
+}
+
 func (t *nodeTLS) current() *tls.Certificate { return t.cert.Load() }
 func (t *nodeTLS) caCert() *x509.Certificate { return t.ca.Load() }
 func (t *nodeTLS) ready() bool               { return t.cert.Load() != nil }
@@ -257,10 +308,29 @@ func (n *Node) bootstrapTLS(hosts []string) (*command.ClusterTLS, *command.AddMe
 
 // admit: a peer's certificate speaks for the cluster while its node, data
 // dir and key are the ones recorded when it was let in.
+//
+// A replica that holds no CA yet (this node was let in a moment ago) admits
+// only the members the join answer listed.
 func (n *Node) admit(id pki.Identity) error {
+	r := n.raftP.Load()
+	if r == nil {
+		return errors.New("this node is starting")
+	}
 	var err error
-	n.raft.Read(func(s *state.State) { err = s.AdmitPeer(id.NodeID, id.Instance, id.Key) })
-	return err
+	caught := true
+	r.Read(func(s *state.State) {
+		caught = len(s.TLS.CACert) > 0
+		err = s.AdmitPeer(id.NodeID, id.Instance, id.Key)
+	})
+	if caught {
+		return err
+	}
+	for _, m := range n.tls.bootMembers() {
+		if m.NodeID == id.NodeID && m.Instance == id.Instance && m.Key == id.Key {
+			return nil
+		}
+	}
+	return fmt.Errorf("node %s is not among the members this node was told of when it was let in", id.NodeID)
 }
 
 // admitJoin answers a join exchange the gossip port handed over.
@@ -268,14 +338,26 @@ func (n *Node) admitJoin(ctx context.Context, req replication.JoinRequest, pub c
 	refuse := func(code, msg string, final bool) replication.JoinAnswer {
 		return replication.JoinAnswer{Error: &replication.JoinError{Code: code, Message: msg, Final: final}}
 	}
+	if !n.serving.Load() {
+		return refuse("not_ready", "node "+n.cfg.NodeID+" is starting; trying again", false)
+	}
 	var ct command.ClusterTLS
-	n.raft.Read(func(s *state.State) { ct = s.TLS })
-	tok, err := pki.ParseJoinToken(ct.JoinToken)
+	read := func() (pki.JoinToken, error) {
+		n.raft.Read(func(s *state.State) { ct = s.TLS })
+		return pki.ParseJoinToken(ct.JoinToken)
+	}
+	tok, err := read()
 	if err != nil {
 		return refuse("not_ready", "node "+n.cfg.NodeID+" has not caught up with the cluster yet; trying again", false)
 	}
 	if !pki.JoinProofMatches(req.Proof, pki.SecretHash(tok.Secret), ekm) {
-		return refuse("join_refused", "the join token is not this cluster's current one: read it on a member (GET /api/v1/cluster/join-token, or DATA_DIR/join-token on the first node)", true)
+		// This replica may lag behind a rotation: only a current one refuses for good.
+		if err := (service{n}).Strong(ctx); err != nil {
+			return refuse("no_quorum", "node "+n.cfg.NodeID+" cannot check the token with the cluster now; trying again", false)
+		}
+		if tok, err = read(); err != nil || !pki.JoinProofMatches(req.Proof, pki.SecretHash(tok.Secret), ekm) {
+			return refuse("join_refused", "the join token is not this cluster's current one: read it on a member (GET /api/v1/cluster/join-token, or DATA_DIR/join-token on the first node)", true)
+		}
 	}
 	if err := checkJoinRequest(req); err != nil {
 		return refuse("invalid_join", err.Error(), true)
@@ -288,7 +370,7 @@ func (n *Node) admitJoin(ctx context.Context, req replication.JoinRequest, pub c
 	// from the moment it has one.
 	res, err := service{n}.Write(ctx, command.Command{
 		Header: command.Header{RequestID: "join-" + req.NodeID + "-" + req.Instance + "-" + kf[7:23], Actor: "system", At: time.Now().UTC(), Node: n.cfg.NodeID},
-		Body:   &command.AddMember{NodeID: req.NodeID, Instance: req.Instance, Key: kf},
+		Body:   &command.AddMember{NodeID: req.NodeID, Instance: req.Instance, Key: kf, TokenHash: pki.SecretHash(tok.Secret)},
 	})
 	if err != nil {
 		return refuse("no_quorum", "the cluster cannot commit now ("+err.Error()+"); trying again", false)
@@ -305,20 +387,32 @@ func (n *Node) admitJoin(ctx context.Context, req replication.JoinRequest, pub c
 		return refuse("invalid_join", err.Error(), true)
 	}
 	n.log.Info("let a node in with the join token", "node", req.NodeID)
-	return replication.JoinAnswer{Cert: pki.CertPEM(cert), CA: ct.CACert, GossipKey: ct.GossipKey}
+	var members []replication.JoinMember
+	n.raft.Read(func(s *state.State) {
+		for _, m := range s.Members.All() {
+			members = append(members, replication.JoinMember{NodeID: m.NodeID, Instance: m.Instance, Key: m.Key})
+		}
+	})
+	return replication.JoinAnswer{Cert: pki.CertPEM(cert), CA: ct.CACert, GossipKey: ct.GossipKey, Members: members}
 }
+
+var (
+	nodeIDPattern   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	instancePattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
+	hostPattern     = regexp.MustCompile(`^[A-Za-z0-9.:_-]{1,253}$`)
+)
 
 func checkJoinRequest(r replication.JoinRequest) error {
 	switch {
-	case r.NodeID == "" || len(r.NodeID) > 128 || strings.ContainsAny(r.NodeID, "/?#\x00 "):
-		return errors.New("the joining node's id is empty, longer than 128 bytes or holds / ? # or a space")
-	case len(r.Instance) != 16:
+	case !nodeIDPattern.MatchString(r.NodeID):
+		return errors.New("the joining node's id must be 1 to 128 letters, digits, dots, dashes or underscores")
+	case !instancePattern.MatchString(r.Instance):
 		return errors.New("the joining node's data dir instance is not 16 hex digits")
 	case len(r.Hosts) > 64:
 		return errors.New("the joining node names more than 64 hosts")
 	}
 	for _, h := range r.Hosts {
-		if len(h) > 253 || strings.ContainsAny(h, "/?# \x00") {
+		if !hostPattern.MatchString(h) {
 			return fmt.Errorf("host %q is not a host name or address", h)
 		}
 	}
@@ -331,23 +425,35 @@ func checkJoinRequest(r replication.JoinRequest) error {
 // removed data dir) stops the node with its reason.
 func (n *Node) joinCluster(tok pki.JoinToken, hosts []string) {
 	defer n.wg.Done()
-	key, err := pki.NewKey()
+	key, err := n.tls.joinKey()
 	if err != nil {
 		n.fail(err)
 		return
 	}
+	stopCtx, stopCancel := context.WithCancel(context.Background())
+	defer stopCancel()
+	go func() {
+		select {
+		case <-n.stop:
+			stopCancel()
+		case <-stopCtx.Done():
+		}
+	}()
 	req := replication.JoinRequest{NodeID: n.cfg.NodeID, Instance: n.id.Instance, Hosts: hosts}
 	wait := 200 * time.Millisecond
 	lastSaid := time.Now()
 	for {
 		for _, seed := range n.cfg.Join {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(stopCtx, 20*time.Second)
 			ans, err := replication.RequestJoin(ctx, seed, tok, req, key)
 			cancel()
+			if stopCtx.Err() != nil {
+				return
+			}
 			var je *replication.JoinError
 			switch {
 			case err == nil:
-				if err := n.installJoin(key, ans); err != nil {
+				if err := n.installJoin(key, tok, ans); err != nil {
 					n.fail(fmt.Errorf("the certificate %s handed out cannot be used: %w", seed, err))
 					return
 				}
@@ -375,9 +481,15 @@ func (n *Node) joinCluster(tok pki.JoinToken, hosts []string) {
 	}
 }
 
-func (n *Node) installJoin(key crypto.Signer, ans replication.JoinAnswer) error {
+func (n *Node) installJoin(key crypto.Signer, tok pki.JoinToken, ans replication.JoinAnswer) error {
 	if len(ans.GossipKey) != 16 && len(ans.GossipKey) != 24 && len(ans.GossipKey) != 32 {
 		return errors.New("no gossip key")
+	}
+	if ca, err := pki.ParseCert(ans.CA); err != nil || pki.Fingerprint(ca) != tok.CAFingerprint {
+		return errors.New("the CA handed over is not the one the join token names")
+	}
+	if err := n.tls.saveMembers(ans.Members); err != nil {
+		return err
 	}
 	n.tls.key, n.tls.gossipKey = key, ans.GossipKey
 	if err := n.tls.set(ans.Cert, ans.CA); err != nil {
@@ -389,6 +501,7 @@ func (n *Node) installJoin(key crypto.Signer, ans replication.JoinAnswer) error 
 	if err := n.tls.save(); err != nil {
 		return err
 	}
+	os.Remove(filepath.Join(n.tls.dir, tlsJoinKeyFile))
 	if err := n.members.SetKey(ans.GossipKey); err != nil {
 		return err
 	}
@@ -397,6 +510,18 @@ func (n *Node) installJoin(key crypto.Signer, ans replication.JoinAnswer) error 
 	default:
 	}
 	return nil
+}
+
+// renewDue renews the certificate now if a third of its life or less is
+// left (a node back after a long time off must not wait for the loop).
+func (n *Node) renewDue() {
+	leaf := n.tls.leaf.Load()
+	if leaf == nil || time.Until(leaf.NotAfter) > n.cfg.certLifetime()/3 {
+		return
+	}
+	if err := n.renew(leaf); err != nil {
+		n.log.Warn("certificate renewal failed; trying again", "err", err, "expires", leaf.NotAfter)
+	}
 }
 
 // renewLoop renews this node's certificate, with the same key, when a third
@@ -413,13 +538,7 @@ func (n *Node) renewLoop() {
 			return
 		case <-t.C:
 		}
-		leaf := n.tls.leaf.Load()
-		if leaf == nil || time.Until(leaf.NotAfter) > life/3 {
-			continue
-		}
-		if err := n.renew(leaf); err != nil {
-			n.log.Warn("certificate renewal failed; trying again", "err", err, "expires", leaf.NotAfter)
-		}
+		n.renewDue()
 	}
 }
 

@@ -67,7 +67,7 @@ func PinnedConfig(fingerprint string) *tls.Config {
 		InsecureSkipVerify: true, // checked below, against the token's fingerprint
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) < 2 {
-				return errors.New("the node did not present the cluster's CA")
+				return fmt.Errorf("%w: it did not present a CA", ErrOtherCluster)
 			}
 			ca := cs.PeerCertificates[len(cs.PeerCertificates)-1]
 			if Fingerprint(ca) != fingerprint {
@@ -78,6 +78,24 @@ func PinnedConfig(fingerprint string) *tls.Config {
 			return verifyChain(cs.PeerCertificates[:len(cs.PeerCertificates)-1], pool, x509.ExtKeyUsageServerAuth)
 		},
 	}
+}
+
+// PinnedHostConfig is PinnedConfig that also wants the certificate to name
+// host (an IP address or DNS name): a phone talks to the node its link
+// names, not to whichever holder of a certificate of the CA answers.
+func PinnedHostConfig(fingerprint, host string) *tls.Config {
+	cfg := PinnedConfig(fingerprint)
+	pinned := cfg.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := pinned(cs); err != nil {
+			return err
+		}
+		if err := cs.PeerCertificates[0].VerifyHostname(host); err != nil {
+			return fmt.Errorf("%w: %v", ErrOtherCluster, err)
+		}
+		return nil
+	}
+	return cfg
 }
 
 // current is the node's certificate now; crypto/tls must never be handed nil.

@@ -65,7 +65,11 @@ func NewInternalClient(mux *Mux, members *Membership, timeout time.Duration) *ht
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			return mux.Dial(ctx, addr, ProtoHTTP, members.idByRaft(addr))
+			want, _ := ctx.Value(wantNode{}).(string)
+			if want == "" {
+				want = members.idByRaft(addr)
+			}
+			return mux.Dial(ctx, addr, ProtoHTTP, want)
 		},
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 256,
@@ -196,7 +200,7 @@ func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *app
 	if !ok || m.Raft == "" {
 		return errRetry
 	}
-	req, err := newInternal(ctx, m.Raft, path, body)
+	req, err := newInternal(ctx, leaderID, m.Raft, path, body)
 	if err != nil {
 		return err
 	}
@@ -221,11 +225,16 @@ func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *app
 	return nil
 }
 
+// wantNode carries, in a request's context, the node id the call is
+// meant for: the dialer checks the certificate names it.
+type wantNode struct{}
+
 // newInternal makes an internal call to the node at raftAddr. Each call
 // carries a fresh request id and its time: the receiver refuses one it has
 // seen, or one too far from its clock (a replay inside a member's own TLS
 // session; TLS already refuses captured bytes replayed on a new one).
-func newInternal(ctx context.Context, raftAddr, path string, body []byte) (*http.Request, error) {
+func newInternal(ctx context.Context, nodeID, raftAddr, path string, body []byte) (*http.Request, error) {
+	ctx = context.WithValue(ctx, wantNode{}, nodeID)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+raftAddr+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -333,10 +342,10 @@ type NodeStatus struct {
 	LastContact  time.Time `json:"last_contact"`
 }
 
-// Status asks the node whose Raft address is raftAddr for its status.
-func (f *Forwarder) Status(ctx context.Context, raftAddr string) (NodeStatus, error) {
+// Status asks node nodeID, at Raft address raftAddr, for its status.
+func (f *Forwarder) Status(ctx context.Context, nodeID, raftAddr string) (NodeStatus, error) {
 	var st NodeStatus
-	req, err := newInternal(ctx, raftAddr, PathStatus, nil)
+	req, err := newInternal(ctx, nodeID, raftAddr, PathStatus, nil)
 	if err != nil {
 		return st, err
 	}
@@ -380,7 +389,7 @@ func (f *Forwarder) CallNode(ctx context.Context, nodeID, path string, in, out a
 	if err != nil {
 		return err
 	}
-	req, err := newInternal(ctx, m.Raft, path, body)
+	req, err := newInternal(ctx, nodeID, m.Raft, path, body)
 	if err != nil {
 		return err
 	}

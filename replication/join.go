@@ -43,10 +43,19 @@ type JoinRequest struct {
 // JoinAnswer is the cluster's answer: the node's certificate, the CA's, and
 // the gossip key; or why not.
 type JoinAnswer struct {
-	Cert      []byte     `json:"cert,omitempty"` // PEM
-	CA        []byte     `json:"ca,omitempty"`   // PEM
-	GossipKey []byte     `json:"gossip_key,omitempty"`
-	Error     *JoinError `json:"error,omitempty"`
+	Cert      []byte       `json:"cert,omitempty"` // PEM
+	CA        []byte       `json:"ca,omitempty"`   // PEM
+	GossipKey []byte       `json:"gossip_key,omitempty"`
+	Members   []JoinMember `json:"members,omitempty"`
+	Error     *JoinError   `json:"error,omitempty"`
+}
+
+// JoinMember is a member as the cluster recorded it when it let the joiner
+// in: until its replica holds the state, the joiner admits these only.
+type JoinMember struct {
+	NodeID   string `json:"node_id"`
+	Instance string `json:"instance"`
+	Key      string `json:"key"`
 }
 
 // JoinError is a refusal. Final ones (a wrong token, a removed node) end

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -38,8 +39,11 @@ const (
 	handshakeTimeout     = 5 * time.Second
 	maxHandshakes        = 256
 	maxHandshakesPerHost = 16
-	maxPendingPerHost    = 256
+	maxPendingPerHost    = 64
 	maxPending           = 4096
+	// firstByte: a connection that sends nothing this long is closed before
+	// it takes a place in the queue.
+	firstByte = time.Second
 )
 
 // hostQueue is one host's connections waiting for, or in, a handshake.
@@ -171,6 +175,21 @@ func (m *Mux) handshake(c net.Conn, host string, q *hostQueue) {
 	defer m.done(host, q)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
+	go func() {
+		select {
+		case <-m.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(firstByte))
+	br := bufio.NewReaderSize(c, 4096)
+	if _, err := br.Peek(1); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	c = &peekedConn{Conn: c, r: br}
 	select {
 	case q.slots <- struct{}{}:
 		defer func() { <-q.slots }()
@@ -217,13 +236,18 @@ func (m *Mux) handshake(c net.Conn, host string, q *hostQueue) {
 	}
 }
 
-// track remembers a Raft connection and its peer so Recheck can close it.
+// track remembers a Raft connection and its peer so Recheck can close it;
+// the peer is admitted again once tracked (a removal applied during the
+// handshake is not missed).
 func (m *Mux) track(tc *tls.Conn) net.Conn {
 	t := &trackedConn{Conn: tc, m: m}
 	id, _ := pki.IdentityOf(tc.ConnectionState().PeerCertificates[0])
 	m.mu.Lock()
 	m.conns[t] = id
 	m.mu.Unlock()
+	if m.cfg.Admit(id) != nil {
+		t.Close()
+	}
 	return t
 }
 

@@ -209,7 +209,7 @@ func TestInternalCallsOverTheLink(t *testing.T) {
 	// Forwarder.Status makes fresh ids itself.
 	g := &Forwarder{NodeID: "n2", Client: client}
 	for range 3 {
-		if st, err := g.Status(context.Background(), m1.Addr().String()); err != nil || st.RaftState != "leader" {
+		if st, err := g.Status(context.Background(), "n1", m1.Addr().String()); err != nil || st.RaftState != "leader" {
 			t.Fatalf("status: %+v %v", st, err)
 		}
 	}

@@ -21,7 +21,10 @@ type sniffTransport struct {
 	onJoin  func(net.Conn)
 	done    chan struct{}
 	once    sync.Once
+	sem     chan struct{} // connections being routed (or joined) at once
 }
+
+const maxRouting = 1024
 
 const tlsHandshakeRecord = 0x16
 
@@ -43,7 +46,7 @@ func newSniffTransport(mc *memberlist.Config, onJoin func(net.Conn)) (*sniffTran
 		mc.BindPort = nt.GetAutoBindPort()
 		mc.AdvertisePort = mc.BindPort
 	}
-	t := &sniffTransport{NetTransport: nt, streams: make(chan net.Conn), onJoin: onJoin, done: make(chan struct{})}
+	t := &sniffTransport{NetTransport: nt, streams: make(chan net.Conn), onJoin: onJoin, done: make(chan struct{}), sem: make(chan struct{}, maxRouting)}
 	go t.loop()
 	return t, nil
 }
@@ -55,7 +58,15 @@ func (t *sniffTransport) loop() {
 	for {
 		select {
 		case c := <-in:
-			go t.route(c)
+			select {
+			case t.sem <- struct{}{}:
+				go func() {
+					defer func() { <-t.sem }()
+					t.route(c)
+				}()
+			default:
+				c.Close() // a flood of connections: memberlist's peers retry
+			}
 		case <-t.done:
 			return
 		}
@@ -90,8 +101,10 @@ func (t *sniffTransport) route(c net.Conn) {
 func (t *sniffTransport) Shutdown() error {
 	var err error
 	t.once.Do(func() {
-		close(t.done)
+		// memberlist's listener blocks handing over a connection until
+		// someone takes it: the loop goes on taking them until it is down.
 		err = t.NetTransport.Shutdown()
+		close(t.done)
 	})
 	return err
 }

@@ -132,29 +132,43 @@ func pinOf(link string) string {
 // the activation link of a card from that node named, else that of any of
 // its cards (another node of the same cluster); "" for none.
 func (w *Wallet) pinFor(node string) string {
-	pin, other := "", ""
+	pin, other, several := "", "", false
 	for _, c := range w.cards {
 		if c.NodeURL == node && c.CA != "" {
 			pin = c.CA
 		}
 		if c.CA != "" {
+			several = several || (other != "" && other != c.CA)
 			other = c.CA
 		}
 	}
-	if pin == "" {
-		pin = other
+	if pin == "" && !several {
+		pin = other // the cards all come from one cluster: another node of it
 	}
 	return pin
 }
 
 // clientFor is the client for a node: pinned to a cluster CA over https,
 // else w.HTTP (system roots for https).
+// The node's host must be named by its certificate too.
 func (w *Wallet) clientFor(node, pin string) *http.Client {
-	if pin == "" || !strings.HasPrefix(node, "https://") {
+	u, err := url.Parse(node)
+	if pin == "" || err != nil || u.Scheme != "https" {
 		return w.HTTP
 	}
-	tr := &http.Transport{Proxy: nil, TLSClientConfig: pki.PinnedConfig(pin), ForceAttemptHTTP2: false}
-	return &http.Client{Timeout: w.HTTP.Timeout, Transport: tr}
+	key := pin + " " + u.Hostname()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cl, ok := w.pinned[key]; ok {
+		return cl
+	}
+	if w.pinned == nil {
+		w.pinned = map[string]*http.Client{}
+	}
+	tr := &http.Transport{Proxy: nil, TLSClientConfig: pki.PinnedHostConfig(pin, u.Hostname()), ForceAttemptHTTP2: false}
+	cl := &http.Client{Timeout: w.HTTP.Timeout, Transport: tr}
+	w.pinned[key] = cl
+	return cl
 }
 
 // ParseNodeURL checks a node's URL (http://HOST:PORT) and returns it without

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -132,6 +133,8 @@ type Wallet struct {
 	HTTP *http.Client
 
 	path    string
+	mu      sync.Mutex
+	pinned  map[string]*http.Client // by CA fingerprint and host
 	cards   []*Card
 	pending []*pending
 	now     func() time.Time

@@ -36,6 +36,10 @@ type AddMember struct {
 	NodeID   string `json:"node_id"`
 	Instance string `json:"instance"`
 	Key      string `json:"key"` // pki.KeyFingerprint of its public key
+	// TokenHash is pki.SecretHash of the token the joiner proved: refused
+	// unless it is still the cluster's token when the entry applies (a
+	// member whose replica lags must not let in with a rotated token).
+	TokenHash string `json:"token_hash,omitempty"`
 }
 
 // SetJoinToken replaces the join token (an administrator rotated it).
@@ -74,7 +78,10 @@ type DeleteSite struct {
 // the data dir that was removed: the same node id with a fresh data dir may join again.
 type RemoveNode struct {
 	NodeID   string `json:"node_id"`
-	Instance string `json:"instance"`
+	Instance string `json:"instance"` // gossip's word; the member record's instance wins
+	// JoinToken, when set, replaces the join token in the same step: the
+	// removed node may hold the old one.
+	JoinToken string `json:"join_token,omitempty" max:"200"`
 }
 
 func (*Init) CommandType() Type          { return TypeInit }

@@ -49,8 +49,8 @@ func (a *API) getCluster(w http.ResponseWriter, r *http.Request, p *Principal) {
 // snapshot writes a snapshot of the answering node's replica now (before
 // maintenance, or to compact its log); administrators only.
 func (a *API) snapshot(w http.ResponseWriter, r *http.Request, p *Principal) {
-	if p.Profile.Name != state.AdministratorProfile {
-		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may snapshot a node")
+	if !clusterAdmin(p) {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator of the cluster's own account may snapshot a node")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
@@ -64,8 +64,8 @@ func (a *API) snapshot(w http.ResponseWriter, r *http.Request, p *Principal) {
 }
 
 func (a *API) removeNode(w http.ResponseWriter, r *http.Request, p *Principal) {
-	if p.Profile.Name != state.AdministratorProfile {
-		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may remove a node")
+	if !clusterAdmin(p) {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator of the cluster's own account may remove a node")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 3*WriteTimeout)
@@ -90,8 +90,8 @@ type joinTokenView struct {
 }
 
 func (a *API) getJoinToken(w http.ResponseWriter, r *http.Request, p *Principal) {
-	if p.Profile.Name != state.AdministratorProfile {
-		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may read the join token")
+	if !clusterAdmin(p) {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator of the cluster's own account may read the join token")
 		return
 	}
 	var tok string
@@ -107,8 +107,8 @@ func (a *API) getJoinToken(w http.ResponseWriter, r *http.Request, p *Principal)
 
 // rotateJoinToken makes a new token; the old one lets nobody in from then on.
 func (a *API) rotateJoinToken(w http.ResponseWriter, r *http.Request, p *Principal) {
-	if p.Profile.Name != state.AdministratorProfile {
-		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator may rotate the join token")
+	if !clusterAdmin(p) {
+		writeError(w, http.StatusForbidden, "forbidden", "", "only an administrator of the cluster's own account may rotate the join token")
 		return
 	}
 	var caPEM []byte
@@ -128,4 +128,12 @@ func (a *API) rotateJoinToken(w http.ResponseWriter, r *http.Request, p *Princip
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, joinTokenView{JoinToken: t.String(), CAFingerprint: t.CAFingerprint})
+}
+
+// clusterAdmin: the cluster is the installation's, not a customer's: only
+// an administrator of the account the cluster was made with (the one with
+// no parent) may change or read what lets nodes in. Every account has an
+// Administrator profile of its own.
+func clusterAdmin(p *Principal) bool {
+	return p.Profile.Name == state.AdministratorProfile && p.Account.ParentID == ""
 }
