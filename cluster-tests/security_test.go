@@ -3,6 +3,7 @@ package clustertests
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -308,10 +309,8 @@ func TestRemovedNodesCertificateIsRefused(t *testing.T) {
 
 func randomID() string {
 	b := make([]byte, 16)
-	for i := range b {
-		b[i] = byte(time.Now().UnixNano() >> (i % 8))
-	}
-	return hex.EncodeToString(b) // unique enough: one per call here
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // internalCall posts an internal call to n's Raft port with a chosen
@@ -531,4 +530,48 @@ func TestHTTPSOffLoopback(t *testing.T) {
 	if code, out, errs := runLintel(t, 20*time.Second, "wallet", "checkin", "--wallet", wallet, "--node", "https://127.0.0.1:"+port); code != 0 {
 		t.Fatalf("wallet checkin over pinned HTTPS: %d %s %s", code, out, errs)
 	}
+}
+
+// A building that was away while another node joined (perhaps the leader
+// now) does not know that node's certificate from its own replica: a member
+// it knows vouches for it. Here the stale node cannot catch up (no quorum
+// is left), so only the vouching can let the new node's call in.
+func TestStaleMemberAdmitsANewerNode(t *testing.T) {
+	c := startCluster(t, 5)
+	a, b, stale, e, f := c.nodes[0], c.nodes[1], c.nodes[2], c.nodes[3], c.nodes[4]
+	stale.kill() // (a paused process would read what the leader sent meanwhile from its socket)
+	d := &node{c: c, id: "node6", dir: filepath.Join(c.dir, "node6"), logPath: filepath.Join(c.dir, "node6.log"), building: "Building 6", logLevel: "info",
+		http: fmt.Sprintf("127.0.0.1:%d", freePort(t)), raft: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)), readers: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	d.start(a.gossip)
+	c.nodes = []*node{a, b, e, f, d}
+	c.waitReady(d, 30*time.Second)
+	// b is removed but keeps running: the stale node still knows it as a
+	// member, and b's replica knows d.
+	c.expect(a, 204, "DELETE", "/api/v1/cluster/nodes/"+b.id, nil)
+	for _, n := range []*node{a, e, f} {
+		n.kill()
+	}
+	stale.start("")
+	c.nodes = []*node{stale, d, b}
+	c.waitHealthy(stale, 20*time.Second)
+	cfg := memberTLS(t, d, protoInternal)
+	eventually(t, 15*time.Second, "the stale node admits the newer node", func() error {
+		code, err := internalCall(stale, cfg, "/internal/v1/status", randomID(), time.Now())
+		if err != nil {
+			return err
+		}
+		if code != 200 {
+			return fmt.Errorf("answered %d", code)
+		}
+		return nil
+	})
+	if !strings.Contains(tail(stale.logPath, 1000), "on another member's word") {
+		t.Errorf("the stale node did not say it admitted the new node on another member's word")
+	}
+	// The stale node holds no newer state (no quorum): it was the vouching.
+	for _, n := range c.nodes {
+		n.kill()
+	}
+	c.nodes = nil
 }

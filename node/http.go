@@ -84,5 +84,6 @@ func (n *Node) internalRoutes() http.Handler {
 	mux.Handle(replication.PathStatus, n.fwd.StatusHandler(n.ownStatus))
 	mux.Handle("POST "+replication.PathUnlock, n.unlockHandler())
 	mux.Handle("POST "+replication.PathLoginThrottle, n.loginThrottleHandler())
+	mux.Handle("POST "+replication.PathMember, n.memberHandler())
 	return mux
 }

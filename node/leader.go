@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"time"
@@ -269,12 +270,24 @@ func (n *Node) loadDemo(ctx context.Context) {
 // verifyAt checks that the node at a member's gossiped Raft address holds
 // that member's certificate: gossip alone (whose key a removed node may
 // keep) must not point Raft at another address.
+//
+// A failure is remembered for a while: an unreachable member must not cost
+// the leader loop its 2 s on every round.
 func (n *Node) verifyAt(m replication.Member) error {
+	key := m.ID + " " + m.Raft
+	if until, ok := n.verifyFailed[key]; ok && time.Now().Before(until) {
+		return errors.New("it did not prove it a moment ago")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c, err := n.mux.Dial(ctx, m.Raft, replication.ProtoHTTP, m.ID)
 	if err != nil {
+		if n.verifyFailed == nil {
+			n.verifyFailed = map[string]time.Time{}
+		}
+		n.verifyFailed[key] = time.Now().Add(10 * time.Second)
 		return err
 	}
+	delete(n.verifyFailed, key)
 	return c.Close()
 }

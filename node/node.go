@@ -48,6 +48,9 @@ type Node struct {
 	failOnce sync.Once
 	raftP    atomic.Pointer[consensus.Raft] // n.raft once Open returned, for the TLS checks
 	serving  atomic.Bool                    // the forwarder is set: joins may be answered
+	vouched  sync.Map                       // node id, instance, key → vouch (admit)
+	// verifyFailed: members whose gossiped address did not prove them (the leader loop's only)
+	verifyFailed map[string]time.Time
 	// trustChanged: members, removals or the join token changed (trustLoop).
 	trustChanged chan struct{}
 	api          *api.API // set by routes, before the HTTP server starts

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -217,7 +218,7 @@ func (s service) RemoveNode(ctx context.Context, actor, id string) error {
 	}
 	if _, err := s.Write(ctx, command.Command{
 		Header: command.Header{RequestID: api.NewID(), Actor: actor, At: time.Now().UTC()},
-		Body:   &command.RemoveNode{NodeID: id, Instance: m.Instance, JoinToken: newToken},
+		Body:   &command.RemoveNode{NodeID: id, Instance: m.Instance, JoinToken: newToken, GossipKey: newGossipKey()},
 	}); err != nil {
 		return err
 	}
@@ -353,4 +354,11 @@ func (s service) Snapshot(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return s.n.raft.AppliedIndex(), nil
+}
+
+// newGossipKey is the gossip key that replaces the one a removed node holds.
+func newGossipKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
 }

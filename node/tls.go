@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -208,6 +210,18 @@ func (t *nodeTLS) bootMembers() []replication.JoinMember {
 	return ms
 }
 
+func (t *nodeTLS) gossip() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.gossipKey
+}
+
+func (t *nodeTLS) setGossip(k []byte) {
+	t.mu.Lock()
+	t.gossipKey = k
+	t.mu.Unlock()
+}
+
 func (t *nodeTLS) current() *tls.Certificate { return t.cert.Load() }
 func (t *nodeTLS) caCert() *x509.Certificate { return t.ca.Load() }
 func (t *nodeTLS) ready() bool               { return t.cert.Load() != nil }
@@ -309,28 +323,124 @@ func (n *Node) bootstrapTLS(hosts []string) (*command.ClusterTLS, *command.AddMe
 // admit: a peer's certificate speaks for the cluster while its node, data
 // dir and key are the ones recorded when it was let in.
 //
-// A replica that holds no CA yet (this node was let in a moment ago) admits
-// only the members the join answer listed.
+// A replica can be behind the peer: a node let in a moment ago holds no
+// state yet, and a building back from a week offline does not know a node
+// that joined meanwhile (perhaps the leader now). Then, unless this replica
+// knows the peer as removed, the members it does know vouch: the answer of
+// any of them that knows the peer as a member admits it for a while. A node
+// not caught up asks the members the join answer listed.
 func (n *Node) admit(id pki.Identity) error {
 	r := n.raftP.Load()
 	if r == nil {
 		return errors.New("this node is starting")
 	}
 	var err error
-	caught := true
+	caught, removed := true, false
+	var vouchers []string
 	r.Read(func(s *state.State) {
 		caught = len(s.TLS.CACert) > 0
 		err = s.AdmitPeer(id.NodeID, id.Instance, id.Key)
+		removed = s.IsRemoved(id.NodeID, id.Instance)
+		if err != nil && !removed {
+			for _, m := range s.Members.All() {
+				vouchers = append(vouchers, m.NodeID)
+			}
+		}
 	})
-	if caught {
+	switch {
+	case caught && err == nil:
+		return nil
+	case removed:
 		return err
 	}
-	for _, m := range n.tls.bootMembers() {
-		if m.NodeID == id.NodeID && m.Instance == id.Instance && m.Key == id.Key {
-			return nil
+	if !caught {
+		err = fmt.Errorf("node %s is not among the members this node was told of when it was let in", id.NodeID)
+		vouchers = nil
+		for _, m := range n.tls.bootMembers() {
+			if m.NodeID == id.NodeID && m.Instance == id.Instance && m.Key == id.Key {
+				return nil
+			}
+			vouchers = append(vouchers, m.NodeID)
 		}
 	}
-	return fmt.Errorf("node %s is not among the members this node was told of when it was let in", id.NodeID)
+	if n.vouch(id, vouchers) {
+		return nil
+	}
+	return err
+}
+
+// vouchFor: how long another member's word admits a node this replica does
+// not know yet, and how long a refusal is remembered (a flood of unknown
+// certificates costs one round of questions each).
+const (
+	vouchFor   = 5 * time.Minute
+	unvouchFor = 10 * time.Second
+)
+
+type vouch struct {
+	ok    bool
+	until time.Time
+}
+
+// vouch asks up to three of the given members whether id is a member.
+func (n *Node) vouch(id pki.Identity, members []string) bool {
+	key := id.NodeID + " " + id.Instance + " " + id.Key
+	if v, ok := n.vouched.Load(key); ok && time.Now().Before(v.(vouch).until) {
+		return v.(vouch).ok
+	}
+	if !n.serving.Load() { // n.fwd is set before serving
+		return false
+	}
+	asked := 0
+	ok := false
+	for _, m := range members {
+		if m == n.cfg.NodeID || m == id.NodeID || asked == 3 {
+			continue
+		}
+		asked++
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		var ans memberAnswer
+		err := n.fwd.CallNode(ctx, m, replication.PathMember, memberQuestion{NodeID: id.NodeID}, &ans)
+		cancel()
+		if err == nil && ans.Member != nil && !ans.Removed && ans.Member.Instance == id.Instance && ans.Member.Key == id.Key {
+			ok = true
+			break
+		}
+	}
+	until := time.Now().Add(unvouchFor)
+	if ok {
+		until = time.Now().Add(vouchFor)
+		n.log.Info("admitted a node this replica does not know yet, on another member's word", "node", id.NodeID)
+	}
+	n.vouched.Store(key, vouch{ok: ok, until: until})
+	return ok
+}
+
+type memberQuestion struct {
+	NodeID string `json:"node_id"`
+}
+
+type memberAnswer struct {
+	Member  *replication.JoinMember `json:"member,omitempty"`
+	Removed bool                    `json:"removed,omitempty"`
+}
+
+// memberHandler answers another member's question about a node.
+func (n *Node) memberHandler() http.Handler {
+	return n.fwd.Internal(func(_ context.Context, body []byte) (any, error) {
+		var q memberQuestion
+		if err := json.Unmarshal(body, &q); err != nil {
+			return nil, err
+		}
+		var a memberAnswer
+		n.raft.Read(func(s *state.State) {
+			if m, ok := s.Members.Get(q.NodeID); ok {
+				a.Member = &replication.JoinMember{NodeID: m.NodeID, Instance: m.Instance, Key: m.Key}
+				a.Removed = s.IsRemoved(m.NodeID, m.Instance)
+			}
+		})
+		return a, nil
+	})
 }
 
 // admitJoin answers a join exchange the gossip port handed over.
@@ -369,7 +479,7 @@ func (n *Node) admitJoin(ctx context.Context, req replication.JoinRequest, pub c
 	// Recorded before the certificate is handed out: every member admits it
 	// from the moment it has one.
 	res, err := service{n}.Write(ctx, command.Command{
-		Header: command.Header{RequestID: "join-" + req.NodeID + "-" + req.Instance + "-" + kf[7:23], Actor: "system", At: time.Now().UTC(), Node: n.cfg.NodeID},
+		Header: command.Header{RequestID: "join-" + req.NodeID + "-" + req.Instance + "-" + kf[7:23] + "-" + pki.SecretHash(tok.Secret)[:16], Actor: "system", At: time.Now().UTC(), Node: n.cfg.NodeID},
 		Body:   &command.AddMember{NodeID: req.NodeID, Instance: req.Instance, Key: kf, TokenHash: pki.SecretHash(tok.Secret)},
 	})
 	if err != nil {
@@ -604,10 +714,34 @@ func (n *Node) trustLoop() {
 		case <-n.stop:
 			return
 		case <-n.trustChanged:
+			n.vouched.Clear()
 			n.mux.Recheck()
 			n.keepJoinTokenFile()
+			n.keepGossipKey()
 		}
 	}
+}
+
+// gossipKeyGrace: after a rotation the old gossip key is still heard this
+// long, while the other nodes apply it.
+const gossipKeyGrace = 30 * time.Second
+
+// keepGossipKey follows a rotation of the gossip key (a node was removed).
+func (n *Node) keepGossipKey() {
+	var k []byte
+	n.raft.Read(func(s *state.State) { k = s.TLS.GossipKey })
+	if len(k) == 0 || !n.tls.ready() || bytes.Equal(k, n.tls.gossip()) {
+		return
+	}
+	if err := n.members.RotateKey(k, gossipKeyGrace); err != nil {
+		n.log.Warn("could not rotate the gossip key", "err", err)
+		return
+	}
+	n.tls.setGossip(k)
+	if err := n.tls.save(); err != nil {
+		n.log.Warn("could not save the new gossip key", "err", err)
+	}
+	n.log.Info("the gossip key was rotated")
 }
 
 // keepJoinTokenFile rewrites DATA_DIR/join-token, on the node that has one,

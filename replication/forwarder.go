@@ -209,6 +209,9 @@ func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *app
 		return errMaybe // sent, perhaps received: only the request id can tell
 	}
 	defer resp.Body.Close()
+	if err := answeredBy(resp, leaderID); err != nil {
+		return errMaybe // another member holds that address now
+	}
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(out)
 		if out.Error == "not_leader" {
@@ -221,6 +224,23 @@ func (f *Forwarder) call(ctx context.Context, path string, body []byte, out *app
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("leader %s refused the forwarded call: %s", leaderID, out.Error)
+	}
+	return nil
+}
+
+// answeredBy checks the answer came from node id: a pooled connection to
+// an address is reused for any call to that address, and the address may
+// have passed to another member since the connection was made.
+func answeredBy(resp *http.Response, id string) error {
+	if id == "" {
+		return nil
+	}
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		return errors.New("the answer did not come over the nodes' TLS link")
+	}
+	got, ok := pki.IdentityOf(resp.TLS.PeerCertificates[0])
+	if !ok || got.NodeID != id {
+		return fmt.Errorf("the answer came from node %s, not %s", got.NodeID, id)
 	}
 	return nil
 }
@@ -354,6 +374,9 @@ func (f *Forwarder) Status(ctx context.Context, nodeID, raftAddr string) (NodeSt
 		return st, err
 	}
 	defer resp.Body.Close()
+	if err := answeredBy(resp, nodeID); err != nil {
+		return st, err
+	}
 	if resp.StatusCode != http.StatusOK {
 		return st, fmt.Errorf("status from %s: %s", raftAddr, resp.Status)
 	}
@@ -374,6 +397,10 @@ func (f *Forwarder) StatusHandler(own func() NodeStatus) http.Handler {
 
 // PathUnlock asks the node that runs a reader to unlock its door.
 const PathUnlock = "/internal/v1/unlock"
+
+// PathMember asks a member whether a node is one (a replica that is behind
+// asks before it admits a node it does not know yet).
+const PathMember = "/internal/v1/member"
 
 // PathLoginThrottle asks the leader for the cluster's counts of failed logins.
 const PathLoginThrottle = "/internal/v1/login-throttle"
@@ -398,6 +425,9 @@ func (f *Forwarder) CallNode(ctx context.Context, nodeID, path string, in, out a
 		return err
 	}
 	defer resp.Body.Close()
+	if err := answeredBy(resp, nodeID); err != nil {
+		return err
+	}
 	if resp.StatusCode != http.StatusOK {
 		var a applyAnswer
 		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&a)

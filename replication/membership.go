@@ -72,6 +72,28 @@ type Membership struct {
 	keyring  *memberlist.Keyring
 }
 
+// RotateKey makes key the gossip key and drops the others after grace:
+// meanwhile nodes that have not applied the rotation yet are still heard.
+func (m *Membership) RotateKey(key []byte, grace time.Duration) error {
+	if err := m.keyring.AddKey(key); err != nil {
+		return err
+	}
+	if err := m.keyring.UseKey(key); err != nil {
+		return err
+	}
+	time.AfterFunc(grace, func() {
+		if !bytes.Equal(m.keyring.GetPrimaryKey(), key) {
+			return // rotated again since
+		}
+		for _, k := range m.keyring.GetKeys() {
+			if !bytes.Equal(k, key) {
+				m.keyring.RemoveKey(k)
+			}
+		}
+	})
+	return nil
+}
+
 // SetKey makes key the only gossip key: a node that has just been let in
 // replaces its own with the cluster's.
 func (m *Membership) SetKey(key []byte) error {

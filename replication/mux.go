@@ -39,7 +39,7 @@ const (
 	handshakeTimeout     = 5 * time.Second
 	maxHandshakes        = 256
 	maxHandshakesPerHost = 16
-	maxPendingPerHost    = 64
+	maxPendingPerHost    = 256
 	maxPending           = 4096
 	// firstByte: a connection that sends nothing this long is closed before
 	// it takes a place in the queue.
@@ -222,7 +222,10 @@ func (m *Mux) handshake(c net.Conn, host string, q *hostQueue) {
 	var out net.Conn = tc
 	switch tc.ConnectionState().NegotiatedProtocol {
 	case ProtoRaft:
-		ch, out = m.raftCh, m.track(tc)
+		ch = m.raftCh
+		if out, err = m.track(tc); err != nil {
+			return
+		}
 	case ProtoHTTP:
 		ch = m.httpCh // the HTTP server wants the *tls.Conn itself (r.TLS); each request is admitted again
 	default:
@@ -239,16 +242,17 @@ func (m *Mux) handshake(c net.Conn, host string, q *hostQueue) {
 // track remembers a Raft connection and its peer so Recheck can close it;
 // the peer is admitted again once tracked (a removal applied during the
 // handshake is not missed).
-func (m *Mux) track(tc *tls.Conn) net.Conn {
+func (m *Mux) track(tc *tls.Conn) (net.Conn, error) {
 	t := &trackedConn{Conn: tc, m: m}
 	id, _ := pki.IdentityOf(tc.ConnectionState().PeerCertificates[0])
 	m.mu.Lock()
 	m.conns[t] = id
 	m.mu.Unlock()
-	if m.cfg.Admit(id) != nil {
+	if err := m.cfg.Admit(id); err != nil {
 		t.Close()
+		return nil, err
 	}
-	return t
+	return t, nil
 }
 
 // Recheck closes every open Raft connection whose peer is no longer
@@ -340,7 +344,7 @@ func (l raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Con
 	if err != nil {
 		return nil, err
 	}
-	return l.m.track(tc), nil
+	return l.m.track(tc)
 }
 
 // HTTPListener is the Mux as the listener of the internal HTTP server.

@@ -22,9 +22,16 @@ type sniffTransport struct {
 	done    chan struct{}
 	once    sync.Once
 	sem     chan struct{} // connections being routed (or joined) at once
+	mu      sync.Mutex
+	perHost map[string]int
 }
 
-const maxRouting = 1024
+// At most maxRouting connections are read or joined at once, maxRoutingPerHost
+// of one host; a connection must send its first byte within a second.
+const (
+	maxRouting        = 1024
+	maxRoutingPerHost = 64
+)
 
 const tlsHandshakeRecord = 0x16
 
@@ -46,7 +53,7 @@ func newSniffTransport(mc *memberlist.Config, onJoin func(net.Conn)) (*sniffTran
 		mc.BindPort = nt.GetAutoBindPort()
 		mc.AdvertisePort = mc.BindPort
 	}
-	t := &sniffTransport{NetTransport: nt, streams: make(chan net.Conn), onJoin: onJoin, done: make(chan struct{}), sem: make(chan struct{}, maxRouting)}
+	t := &sniffTransport{NetTransport: nt, streams: make(chan net.Conn), onJoin: onJoin, done: make(chan struct{}), sem: make(chan struct{}, maxRouting), perHost: map[string]int{}}
 	go t.loop()
 	return t, nil
 }
@@ -58,13 +65,34 @@ func (t *sniffTransport) loop() {
 	for {
 		select {
 		case c := <-in:
+			host := hostOf(c.RemoteAddr())
+			t.mu.Lock()
+			full := t.perHost[host] >= maxRoutingPerHost
+			if !full {
+				t.perHost[host]++
+			}
+			t.mu.Unlock()
+			if full {
+				c.Close() // one host's flood: it waits, the others go on
+				continue
+			}
 			select {
 			case t.sem <- struct{}{}:
 				go func() {
-					defer func() { <-t.sem }()
+					defer func() {
+						<-t.sem
+						t.mu.Lock()
+						if t.perHost[host]--; t.perHost[host] <= 0 {
+							delete(t.perHost, host)
+						}
+						t.mu.Unlock()
+					}()
 					t.route(c)
 				}()
 			default:
+				t.mu.Lock()
+				t.perHost[host]--
+				t.mu.Unlock()
 				c.Close() // a flood of connections: memberlist's peers retry
 			}
 		case <-t.done:
@@ -74,7 +102,7 @@ func (t *sniffTransport) loop() {
 }
 
 func (t *sniffTransport) route(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(firstByte))
 	br := bufio.NewReader(c)
 	first, err := br.Peek(1)
 	if err != nil {

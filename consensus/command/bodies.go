@@ -82,6 +82,8 @@ type RemoveNode struct {
 	// JoinToken, when set, replaces the join token in the same step: the
 	// removed node may hold the old one.
 	JoinToken string `json:"join_token,omitempty" max:"200"`
+	// GossipKey, when set, replaces the gossip key: the removed node holds the old one.
+	GossipKey []byte `json:"gossip_key,omitempty"`
 }
 
 func (*Init) CommandType() Type          { return TypeInit }

@@ -41,6 +41,10 @@ func (s *State) applyRemoveNode(c command.Command, b *command.RemoveNode, ch *ch
 		s.TLS.JoinToken = b.JoinToken
 		ch.put("tls", "")
 	}
+	if k := len(b.GossipKey); (k == 16 || k == 24 || k == 32) && len(s.TLS.CACert) > 0 {
+		s.TLS.GossipKey = append([]byte(nil), b.GossipKey...)
+		ch.put("tls", "")
+	}
 	return r, nil
 }
 
@@ -56,8 +60,13 @@ func (s *State) applyAddMember(c command.Command, b *command.AddMember, ch *chan
 	if s.IsRemoved(b.NodeID, b.Instance) {
 		return nil, reject(Conflict, "node_removed", "node_id", "node %s with this data dir was removed from the cluster: start it with a new data dir to join again", b.NodeID)
 	}
-	if tok, ok := JoinSecretHash(s.TLS.JoinToken); ok && b.TokenHash != tok {
-		return nil, reject(Conflict, "join_refused", "", "the join token was rotated: read the current one on a member (GET /api/v1/cluster/join-token)")
+	if m, ok := s.Members.Get(b.NodeID); ok && m.Instance == b.Instance && m.Key == b.Key {
+		return m, nil // a retry of a join whose answer was lost: also after a rotation
+	}
+	if len(s.TLS.CACert) > 0 {
+		if tok, ok := JoinSecretHash(s.TLS.JoinToken); !ok || b.TokenHash != tok {
+			return nil, reject(Conflict, "join_refused", "", "the join token was rotated: read the current one on a member (GET /api/v1/cluster/join-token)")
+		}
 	}
 	if m, ok := s.Members.Get(b.NodeID); ok && m.Instance != b.Instance {
 		return nil, reject(Conflict, "node_id_in_use", "node_id", "node id %s is a member with another data dir: remove that node first (DELETE /api/v1/cluster/nodes/%s) or choose another --node-id", b.NodeID, b.NodeID)

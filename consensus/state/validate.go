@@ -59,6 +59,12 @@ func Validate(c command.Command) *Rejection {
 			return reject(Invalid, "invalid_command", "", "not a join token")
 		}
 	case *command.RemoveNode:
+		if b.JoinToken != "" && !strings.HasPrefix(b.JoinToken, "lintel-join-1.") {
+			return reject(Invalid, "invalid_command", "", "not a join token")
+		}
+		if k := len(b.GossipKey); k != 0 && k != 16 && k != 24 && k != 32 {
+			return reject(Invalid, "invalid_command", "", "a gossip key is 16, 24 or 32 bytes")
+		}
 		if b.NodeID == "" {
 			return reject(Invalid, "invalid_value", "id", "which node? the id is missing")
 		}
