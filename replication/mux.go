@@ -190,25 +190,18 @@ func (m *Mux) handshake(c net.Conn, host string, q *hostQueue) {
 	}
 	c.SetReadDeadline(time.Time{})
 	c = &peekedConn{Conn: c, r: br}
-	select {
-	case q.slots <- struct{}{}:
-		defer func() { <-q.slots }()
-	case <-ctx.Done():
-		c.Close()
-		return
-	case <-m.closed:
-		c.Close()
-		return
-	}
-	select {
-	case m.sem <- struct{}{}:
-		defer func() { <-m.sem }()
-	case <-ctx.Done():
-		c.Close()
-		return
-	case <-m.closed:
-		c.Close()
-		return
+	// A place of its host's, then one of the node's.
+	for _, slots := range []chan struct{}{q.slots, m.sem} {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-ctx.Done():
+			c.Close()
+			return
+		case <-m.closed:
+			c.Close()
+			return
+		}
 	}
 	cfg := pki.ServerConfig(m.pool(), m.cfg.Cert, m.cfg.Admit)
 	cfg.NextProtos = []string{ProtoRaft, ProtoHTTP}
