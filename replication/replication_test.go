@@ -2,13 +2,10 @@ package replication
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"io"
 	"testing"
 	"time"
-
-	"lintel/consensus/state"
 )
 
 func start(t *testing.T, id string, key []byte) *Membership {
@@ -72,16 +69,4 @@ func TestGossipKeyKeepsStrangersOut(t *testing.T) {
 			t.Errorf("key %q accepted", bad)
 		}
 	}
-}
-
-// fakeLeader is the leader's consensus as the internal handler sees it.
-type leaderStub struct{ applied [][]byte }
-
-func (l *leaderStub) IsLeader() bool                            { return true }
-func (l *leaderStub) Leader() (string, string)                  { return "leader", "" }
-func (l *leaderStub) ReadIndex(context.Context) (uint64, error) { return 42, nil }
-func (l *leaderStub) TermOf(uint64) uint64                      { return 7 }
-func (l *leaderStub) ApplyEncoded(_ context.Context, b []byte) (uint64, state.Result, error) {
-	l.applied = append(l.applied, b)
-	return 7, state.Result{}, nil
 }
