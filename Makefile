@@ -6,22 +6,37 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin/lintel
 GO      ?= go
 
-.PHONY: build run test test-unit test-cluster cluster bench lint generate check-generated clean
+.PHONY: build browser run test test-unit test-cluster cluster bench lint generate check-generated clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 # One node with demo data in a fresh temp data dir. Ctrl-C stops it.
+# HTTP= changes the console's address (default 127.0.0.1:8080).
+HTTP ?= 127.0.0.1:8080
 run: build
 	@dir=$$(mktemp -d -t lintel-run-XXXXXX); \
-	echo "Data dir: $$dir"; \
-	echo "Login:    admin@lintel.local / lintel-demo"; \
-	exec ./$(BIN) serve --demo --data-dir "$$dir" --node-id demo --building "Demo building" \
-		--admin-password lintel-demo --http 127.0.0.1:8080
+	./$(BIN) serve --demo --data-dir "$$dir" --node-id demo --building "Demo building" \
+		--admin-password lintel-demo --http $(HTTP) >"$$dir/lintel.log" 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid' INT TERM EXIT; \
+	for i in $$(seq 50); do curl -sf -o /dev/null http://$(HTTP)/healthz 2>/dev/null && break; \
+		kill -0 $$pid 2>/dev/null || { cat "$$dir/lintel.log"; exit 1; }; sleep 0.2; done; \
+	printf '\n  Lintel demo is running. Its log: %s/lintel.log\n' "$$dir"; \
+	printf '  Console:  http://%s/\n' "$(HTTP)"; \
+	printf '  Login:    customer@lintel.local / lintel-demo   (the end customer: sites, cards, credits)\n'; \
+	printf '            admin@lintel.local / lintel-demo      (the integrator, a reseller; administers the cluster)\n'; \
+	printf '  Readers:  door-1, door-2 on the reader link 127.0.0.1:7100; a simulated phone presents every few seconds.\n'; \
+	printf '  Ctrl-C stops it.\n\n'; \
+	wait $$pid
 
-# Everything, with the race detector; cluster tests start real processes.
-test: check-generated
+# Everything, with the race detector; cluster tests start real processes and
+# drive the console in Debian's chromium (installed here when missing).
+test: check-generated browser
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+browser:
+	@command -v chromium >/dev/null || { echo "installing chromium for the console tests"; \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null; }
 
 test-unit:
 	$(GO) test -race -count=1 -short ./...

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"lintel/demo"
 	"lintel/node"
 	"lintel/pki"
 	"lintel/reader"
@@ -100,6 +101,7 @@ func serveFlags(cfg *node.Config, join *string, doors *[]string, fs *flag.FlagSe
 	fs.Var((*listFlag)(&cfg.VoucherIssuers), "voucher-issuer", "credit-issuer public key file (FILE.pub of lintel voucher keygen) to trust, repeatable; taken at bootstrap")
 	fs.StringVar(&cfg.SMTP, "smtp", env("LINTEL_SMTP", ""), "HOST:PORT of the site's mail relay for activation messages ($LINTEL_SMTP)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "on a new cluster, load demo data")
+	cfg.DemoDriver = demo.Drive
 	fs.Var((*listFlag)(doors), "door", "wire a reader's door, repeatable: READER_ID=relay:PATH[,amber:PATH][,green:PATH][,red:PATH] (GPIO value files)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LINTEL_LOG_LEVEL", "info"), "debug, info, warn or error ($LINTEL_LOG_LEVEL)")
 }

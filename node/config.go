@@ -4,6 +4,7 @@
 package node
 
 import (
+	"context"
 	"io"
 	"time"
 
@@ -33,6 +34,9 @@ type Config struct {
 	VoucherIssuers []string
 	SMTP           string
 	Demo           bool
+	// DemoDriver, when set, runs once a new demo cluster is loaded: it makes
+	// the demo's cards through the API and plays a phone (package demo).
+	DemoDriver func(context.Context, DemoSetup)
 	// Doors wires readers' relays and LEDs (--door); readers without
 	// wiring log their unlocks.
 	Doors            map[string]reader.RelayWiring

@@ -31,7 +31,7 @@ func (n *Node) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", console.New(a, svc, n.cfg.Building, n.cfg.NodeID))
+	mux.Handle("/", console.New(a, svc, n.cfg.Building, n.cfg.NodeID, n.hub))
 	// Forms from another origin are refused; GETs and the API with a bearer token pass.
 	return http.NewCrossOriginProtection().Handler(mux)
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"lintel/consensus/state/voucher"
 	"lintel/replication"
 	"lintel/ui/api"
-	"lintel/voucherkey"
 )
 
 // maxVoters: at most five voters, always an odd number; further buildings
@@ -242,29 +240,6 @@ func (n *Node) reconcileMembers() {
 func isRemoved(removed map[string]state.RemovedNode, m replication.Member) bool {
 	r, ok := removed[m.ID]
 	return ok && (r.Instance == m.Instance || slices.Contains(r.Earlier, m.Instance))
-}
-
-// loadDemo fills a new demo cluster: a site, a demo credit issuer (its key
-// in the data dir, 0600) and a voucher of 1000 credits loaded.
-func (n *Node) loadDemo(ctx context.Context) {
-	acc := n.initAdmin.AccountID
-	site := api.NewID()
-	n.applySystem(ctx, "demo-site-"+acc, &command.CreateSite{ID: site, AccountID: acc, Name: "Headquarters"})
-	n.applySystem(ctx, "demo-config-"+acc, &command.CreateReaderConfig{ID: api.NewID(), AccountID: acc, SiteID: site,
-		Source: "lintel-reader-config 1\n# The demo's reader configuration\nname = Headquarters\nmode.slide = short\n"})
-	key, err := voucherkey.GenerateKey()
-	if err == nil {
-		err = voucherkey.WriteKeyFiles(filepath.Join(n.cfg.DataDir, "demo-issuer.key"), key, true)
-	}
-	if err != nil {
-		n.log.Warn("demo issuer not made", "err", err)
-		return
-	}
-	if !n.applySystem(ctx, "demo-issuer-"+acc, &command.AddIssuer{KeyID: key.KeyID(), PublicKey: key.Public(), Name: "demo"}) {
-		return
-	}
-	_, text := voucher.Issue(key, acc, "demo-"+acc, 1000, time.Now())
-	n.applySystem(ctx, "demo-voucher-"+acc, &command.LoadVoucher{AccountID: acc, Voucher: text})
 }
 
 // verifyAt checks that the node at a member's gossiped Raft address holds

@@ -48,6 +48,8 @@ func newMetrics(n *Node) *metrics {
 			}
 			return 0
 		}),
+		gauge("lintel_console_live_connections", "Browsers connected to this node's console for live updates (/ws).", func() float64 { return float64(n.hub.Connections()) }),
+		gauge("lintel_console_live_messages", "Live updates this node's console has sent to browsers.", func() float64 { return float64(n.hub.Sent()) }),
 		gauge("lintel_events_unwritten", "Access events held in memory because the event log cannot be written.", func() float64 {
 			if n.ctrl == nil {
 				return 0

@@ -29,6 +29,7 @@ import (
 	"lintel/reader/ble"
 	"lintel/replication"
 	"lintel/ui/api"
+	"lintel/ui/console"
 	"lintel/voucherkey"
 )
 
@@ -53,17 +54,20 @@ type Node struct {
 	verifyFailed map[string]time.Time
 	// trustChanged: members, removals or the join token changed (trustLoop).
 	trustChanged chan struct{}
-	api          *api.API // set by routes, before the HTTP server starts
-	metrics      *metrics
-	http         *http.Server
-	httpLn       net.Listener
-	httpAddr     string      // advertised
-	httpTLS      *tls.Config // nil: plain HTTP (loopback only)
-	caPinned     bool        // HTTPS with the cluster CA's certificate: links carry its fingerprint
+	// hub carries the state's changes to the console's live pages.
+	hub      *console.Hub
+	api      *api.API // set by routes, before the HTTP server starts
+	metrics  *metrics
+	http     *http.Server
+	httpLn   net.Listener
+	httpAddr string      // advertised
+	httpTLS  *tls.Config // nil: plain HTTP (loopback only)
+	caPinned bool        // HTTPS with the cluster CA's certificate: links carry its fingerprint
 
 	// initAdmin is set on the node that bootstraps a new cluster: the leader
 	// loop applies it as the Init command.
 	initAdmin   *command.Init
+	demoPass    string              // the first operator's password, for the demo's own logins
 	initIssuers []ed25519.PublicKey // --voucher-issuer keys, trusted at bootstrap
 	initTLS     *command.ClusterTLS
 	initMember  *command.AddMember
@@ -95,7 +99,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg.LogOutput = os.Stderr
 	}
 	n := &Node{cfg: cfg, reconcile: make(chan struct{}, 1), membersChanged: make(chan struct{}, 1), stop: make(chan struct{}),
-		readersChanged: make(chan struct{}, 1), failed: make(chan struct{}), trustChanged: make(chan struct{}, 1)}
+		readersChanged: make(chan struct{}, 1), failed: make(chan struct{}), trustChanged: make(chan struct{}, 1), hub: console.NewHub()}
 	n.log = slog.New(slog.NewTextHandler(cfg.LogOutput, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)})).With("node", cfg.NodeID)
 	var err error
 	if n.mail, err = newMailer(n); err != nil { // before Raft: observe pokes it while the log replays
@@ -330,6 +334,9 @@ func (n *Node) prepareInit() error {
 	if err != nil {
 		return err
 	}
+	if n.cfg.Demo {
+		n.demoPass = pw
+	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	// SPEC 4.2: an end customer named after the first building; the demo
@@ -379,6 +386,7 @@ func (n *Node) membersChange() {
 
 // observe receives the state's change events after each applied batch.
 func (n *Node) observe(changes []state.Change) {
+	n.hub.Publish(changes)
 	for _, c := range changes {
 		if c.Table == "removed_nodes" && c.ID == n.cfg.NodeID {
 			go n.removedSelf()

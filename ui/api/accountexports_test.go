@@ -55,6 +55,19 @@ func rowsEqual(t *testing.T, what string, got [][]string, want ...[]string) {
 	}
 }
 
+// withoutDemo leaves out the demo's own customer account (col names it),
+// whose credit the demo's phone keeps moving.
+func withoutDemo(rows [][]string, col int) [][]string {
+	var out [][]string
+	for _, r := range rows {
+		if len(r) > col && r[col] == "Demo Customer" {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // The exports of the account's own lists (seed 003 figures 9, 22, 34 and
 // 37) on a demo node, whose account is a reseller: the rows are those of
 // the JSON lists, with their filters, and formulas are made inert.
@@ -189,7 +202,7 @@ func TestAccountListExports(t *testing.T) {
 	t.Run("customer accounts, figure 34", func(t *testing.T) {
 		title := []string{"Customer Accounts"}
 		columns := []string{"Company Name", "Profile", "First Name", "Last Name", "Status", "Number of Credits"}
-		rows := sheetTitled(t, admin, "/api/v1/accounts/export.xlsx", title, columns...)
+		rows := withoutDemo(sheetTitled(t, admin, "/api/v1/accounts/export.xlsx", title, columns...), 0)
 		rowsEqual(t, "accounts", rows,
 			[]string{"'=SUM(1,2)", "Reseller", "Alexandru", "BOERIU", "Created", "3"},
 			[]string{"Aix High School", "End Customer", "Pierre", "DURAND", "Created", "15"})
@@ -213,6 +226,7 @@ func TestAccountListExports(t *testing.T) {
 			}
 			return out
 		}
+		rows = withoutDemo(rows, 1)
 		rowsEqual(t, "transfers", stamps(rows),
 			[]string{"Aix High School", "Administrator", "10", ""},
 			[]string{"Aix High School", "Administrator", "5", "PO 1"},
@@ -220,7 +234,7 @@ func TestAccountListExports(t *testing.T) {
 		path := "/api/v1/transfers/export.xlsx"
 		rowsEqual(t, "?q=po+1", sheetTitled(t, admin, path+"?q=po+1", title, columns...), rows[1])
 		rowsEqual(t, "?q=sum", sheetTitled(t, admin, path+"?q=sum", title, columns...), rows[2])
-		rowsEqual(t, "the last hour", sheetTitled(t, admin, path+"?from="+hourAgo+"&to="+inAnHour, title, columns...), rows...)
+		rowsEqual(t, "the last hour", withoutDemo(sheetTitled(t, admin, path+"?from="+hourAgo+"&to="+inAnHour, title, columns...), 1), rows...)
 		rowsEqual(t, "from in an hour", sheetTitled(t, admin, path+"?from="+inAnHour, title, columns...))
 		rowsEqual(t, "to an hour ago", sheetTitled(t, admin, path+"?to="+hourAgo+"&q=aix", title, columns...))
 		expect(t, admin.Do(t, "GET", path+"?to=31-12-2018", "", nil), 400, "invalid_value")

@@ -67,7 +67,13 @@ func (a *API) Authenticate(r *http.Request) (*Principal, bool) {
 	if tok == "" {
 		return nil, false
 	}
-	hash := HashToken(tok)
+	return a.PrincipalOf(HashToken(tok))
+}
+
+// PrincipalOf finds the operator behind a session or API token hash, as
+// Authenticate does; the console's live connections check it again on every
+// change, so a logout or a lost right ends what they show.
+func (a *API) PrincipalOf(hash string) (*Principal, bool) {
 	var p *Principal
 	a.svc.Read(func(s *state.State) {
 		opID := ""

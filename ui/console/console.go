@@ -6,34 +6,22 @@ package console
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	_ "embed"
-	"encoding/hex"
 	"net/http"
 	"time"
 
 	"github.com/a-h/templ"
 
+	"lintel/consensus/state"
 	"lintel/ui/api"
 )
 
 // maxForm bounds a form body: the console's forms are a few short fields.
 const maxForm = 64 << 10
 
-//go:embed assets/console.css
-var css []byte
-
-// assetPath carries the sheet's hash so a new version is never served from cache.
-var assetPath = "/assets/console.css?v=" + cssTag[:12]
-
-var cssTag = func() string {
-	sum := sha256.Sum256(css)
-	return hex.EncodeToString(sum[:])
-}()
-
-// pageSecurity is sent with every console answer: no scripts at all, styles
-// only from this node, forms only to this node, never inside a frame.
-const pageSecurity = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// pageSecurity is sent with every console answer: scripts and styles only
+// from this node's files (no inline script), the live socket only to this
+// node, forms only to this node, never inside a frame.
+const pageSecurity = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Console is the console handler.
 type Console struct {
@@ -44,11 +32,17 @@ type Console struct {
 	loc      *time.Location // dates show in the node's local time, the building's clock
 	now      func() time.Time
 	mux      *http.ServeMux
+	hub      *Hub
 }
 
 // New returns the console handler.
-func New(a *api.API, svc api.Service, building, nodeID string) http.Handler {
-	c := &Console{api: a, svc: svc, building: building, nodeID: nodeID, loc: time.Local, now: time.Now, mux: http.NewServeMux()}
+// hub carries the state's changes to the live pages; nil makes one that
+// nothing publishes to.
+func New(a *api.API, svc api.Service, building, nodeID string, hub *Hub) http.Handler {
+	if hub == nil {
+		hub = NewHub()
+	}
+	c := &Console{api: a, svc: svc, building: building, nodeID: nodeID, loc: time.Local, now: time.Now, mux: http.NewServeMux(), hub: hub}
 	c.routes()
 	return c
 }
@@ -62,7 +56,10 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /sites", c.authed(c.addSite))
 	m.HandleFunc("POST /sites/{id}/delete", c.authed(c.deleteSite))
 	m.HandleFunc("GET /cluster", c.authed(c.cluster))
-	m.HandleFunc("GET /assets/console.css", c.stylesheet)
+	m.HandleFunc("GET /sites/{id}/cards", c.authed(c.cards))
+	m.HandleFunc("POST /sites/{id}/cards/action", c.authed(c.cardAction))
+	m.HandleFunc("GET /ws", c.live)
+	m.HandleFunc("GET /assets/{name...}", c.asset)
 	m.HandleFunc("/", c.notFound)
 }
 
@@ -92,12 +89,22 @@ func (c *Console) authed(h authedHandler) http.HandlerFunc {
 	}
 }
 
+// htmxConfig keeps htmx inside the page's Content-Security-Policy: no
+// inline style of its own, no eval, no scripts out of swapped fragments.
+const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"wsReconnectDelay":"full-jitter"}`
+
 // chrome fills the page header for an operator.
 func (c *Console) chrome(p *api.Principal, active string) Chrome {
-	return Chrome{
+	ch := Chrome{
 		Building: c.building, NodeID: c.nodeID, Email: p.Operator.Email, Account: p.Account.Name,
 		CanCluster: p.Profile.Allows("cluster", "view"), Active: active,
+		CanCredits: p.Profile.Allows("credits", "view"), LiveURL: "/ws",
 	}
+	c.svc.Read(func(s *state.State) {
+		l := s.Accounts.At(p.Account.ID).Credits
+		ch.Credits = Credits{Available: l.Available(), Alert: l.Alert()}
+	})
+	return ch
 }
 
 // render renders into a buffer first, so a failed render becomes a clean 500
@@ -113,13 +120,6 @@ func render(w http.ResponseWriter, r *http.Request, status int, comp templ.Compo
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
-}
-
-func (c *Console) stylesheet(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	w.Header().Set("ETag", `"`+cssTag+`"`)
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(css))
 }
 
 func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {

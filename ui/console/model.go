@@ -9,7 +9,17 @@ type Chrome struct {
 	Email      string
 	Account    string
 	CanCluster bool   // the Cluster link shows only when the profile may view it
-	Active     string // "sites" or "cluster": the current page in the menu
+	Active     string // "sites", "cards", "cluster"…: the current page in the menu
+	SiteID     string // the site the operator works in, for the menu's site pages
+	CanCredits bool
+	Credits    Credits
+	LiveURL    string // the page's websocket, /ws?view=…
+}
+
+// Credits is the account's credit as the header shows it.
+type Credits struct {
+	Available int64
+	Alert     bool
 }
 
 // LoginPage is the login form, with the typed email kept after an error.
