@@ -2,6 +2,8 @@ package clustertests
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,6 +133,57 @@ func (b *browser) fill(sel, text string) {
 		}
 		return el.Input(text)
 	})
+}
+
+// upload sets a file input to a file.
+func (b *browser) upload(sel, file string) {
+	b.t.Helper()
+	b.do("upload to "+sel, func(p *rod.Page) error {
+		el, err := p.Element(sel)
+		if err != nil {
+			return err
+		}
+		return el.SetFiles([]string{file})
+	})
+}
+
+// href is the href attribute of the first element matching sel.
+func (b *browser) href(sel string) string {
+	b.t.Helper()
+	var s string
+	b.do("href of "+sel, func(p *rod.Page) error {
+		el, err := p.Element(sel)
+		if err != nil {
+			return err
+		}
+		v, err := el.Attribute("href")
+		if v != nil {
+			s = *v
+		}
+		return err
+	})
+	return s
+}
+
+// get fetches a URL with the browser's cookies, as following a download
+// link does.
+func (b *browser) get(url string) (int, []byte) {
+	b.t.Helper()
+	cookies, err := b.page.Cookies([]string{url})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for _, c := range cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, body
 }
 
 // has reports whether an element matching sel is on the page now.

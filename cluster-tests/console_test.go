@@ -1,17 +1,25 @@
 package clustertests
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 )
 
-// An operator works in the console of one building while a card is
-// activated and revoked through another: the card list follows live,
-// without a reload, in the seed's words.
-func TestConsoleCardListFollowsLive(t *testing.T) {
+// An operator does the day's work in the console of one building while a
+// card is activated and revoked through another: a site, a reader
+// configuration uploaded, a card added and sent; the list follows live,
+// without a reload, in the seed's words; an import with a bad row shows the
+// row; the export opens as a workbook; a view-only operator is offered no
+// write action.
+func TestConsoleDailyWork(t *testing.T) {
 	c := startCluster(t, 2)
 	n1, n2 := c.nodes[0], c.nodes[1]
 	dir := t.TempDir()
@@ -19,11 +27,13 @@ func TestConsoleCardListFollowsLive(t *testing.T) {
 
 	b := newBrowser(t)
 	b.login(c.url(n2), adminEmail, adminPassword)
-	b.shot("sites")
+	b.open(c.url(n2) + "/sites")
+	b.shot("sites-empty")
 
 	// A site through the form of node2's console.
 	b.fill("#name", "London")
 	b.click(`form[action="/sites"] button`)
+	b.shot("sites")
 	sites, err := c.sites(n1, true)
 	if err != nil {
 		t.Fatal(err)
@@ -37,14 +47,47 @@ func TestConsoleCardListFollowsLive(t *testing.T) {
 	if siteID == "" {
 		t.Fatalf("the site added in the console is not in the cluster: %v", sites)
 	}
-	c.raw(n1, 201, "POST", "/api/v1/sites/"+siteID+"/reader-configs", "lintel-reader-config 1\nname = London\n")
-	var card struct{ ID string }
-	c.expect(n1, 201, "POST", "/api/v1/sites/"+siteID+"/cards", map[string]string{
-		"first_name": "Claudia", "last_name": "Green", "email": "claudia@example.com", "reader_config": "London", "private_id": "127496",
-	}).decode(&card)
-	row := `#card-` + card.ID + ` td.status`
+	b.shot("site-dashboard-empty")
 
+	// The reader configuration file through the upload form.
+	cfg := filepath.Join(dir, "london.pse")
+	if err := os.WriteFile(cfg, []byte("lintel-reader-config 1\nname = London\ndescription = Front doors\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.open(c.url(n2) + "/sites/" + siteID + "/reader-configs")
+	b.upload("#file", cfg)
+	b.click(`form[enctype="multipart/form-data"] button`)
+	if !b.has("#notice") || !strings.Contains(b.text("#config-table"), "London") {
+		t.Fatalf("the uploaded configuration is not listed: %s", b.text("main"))
+	}
+	b.shot("reader-configs")
+	b.click(`#config-table a`)
+	if s := b.text("#chip-settings"); !strings.Contains(s, "MIFARE DESFire") || !strings.Contains(s, "ON") {
+		t.Errorf("preview: %q", s)
+	}
+	b.shot("reader-config-preview")
+
+	// A card through the Add form.
 	b.open(c.url(n2) + "/sites/" + siteID + "/cards")
+	b.click("#add-card")
+	b.fill("#first_name", "Claudia")
+	b.fill("#last_name", "Green")
+	b.fill("#email", "claudia@example.com")
+	b.fill("#private_id", "127496")
+	b.shot("card-add")
+	b.click(`form.card-form button[type=submit]`)
+	if !b.has("#notice") {
+		t.Fatalf("no notice after Add: %s", b.text("main"))
+	}
+	var list struct {
+		Items []struct{ ID, FirstName string }
+	}
+	c.expect(n1, 200, "GET", "/api/v1/sites/"+siteID+"/cards?consistency=strong", nil).decode(&list)
+	if len(list.Items) != 1 {
+		t.Fatalf("cards after Add: %+v", list)
+	}
+	card := list.Items[0]
+	row := `#card-` + card.ID + ` td.status`
 	if s := b.text(row); s != "Created" {
 		t.Fatalf("a new card shows %q, want Created", s)
 	}
@@ -105,4 +148,67 @@ func TestConsoleCardListFollowsLive(t *testing.T) {
 	if err != nil || wide {
 		t.Errorf("the card list scrolls sideways at 390 px (%v)", err)
 	}
+
+	// The edit form of a revoked card: the email is locked, with the reason.
+	b.open(c.url(n2) + "/cards/" + card.ID + "/edit")
+	if !b.has("#email[disabled]") || !strings.Contains(b.text("#email-lock"), "Revoked") {
+		t.Errorf("the email of a revoked card is not shown locked")
+	}
+	b.shot("card-edit-locked")
+
+	// An import with a bad row: nothing is made, and the row says why.
+	imp := filepath.Join(dir, "cards.csv")
+	os.WriteFile(imp, []byte("First Name,Last Name,Email,Blue Mobile ID Configuration,Private ID/CSN\n"+
+		"Mary,Foster,mary@example.com,London,658742\n"+
+		"John,Middleton,not-an-email,London,489378\n"), 0o600)
+	b.open(c.url(n2) + "/sites/" + siteID + "/cards/import")
+	b.upload("#file", imp)
+	b.tick(`form[enctype="multipart/form-data"] button`)
+	b.waitText("#import-result", "Row", 10*time.Second)
+	if s := b.text(`#row-errors tr[data-row="3"]`); !strings.Contains(strings.ToLower(s), "email") {
+		t.Errorf("row 3's error: %q", s)
+	}
+	b.shot("cards-import-errors")
+	c.expect(n1, 200, "GET", "/api/v1/sites/"+siteID+"/cards?consistency=strong", nil).decode(&list)
+	if len(list.Items) != 1 {
+		t.Fatalf("a file with a bad row made cards: %+v", list)
+	}
+
+	// The Export link downloads a workbook excelize opens, with the card.
+	b.open(c.url(n2) + "/sites/" + siteID + "/cards")
+	status, xlsx := b.get(c.url(n2) + b.href(`a[href$="export.xlsx"]`))
+	if status != 200 {
+		t.Fatalf("export: %d %s", status, xlsx)
+	}
+	wb, err := excelize.OpenReader(bytes.NewReader(xlsx))
+	if err != nil {
+		t.Fatalf("the export is not a workbook: %v", err)
+	}
+	rows, _ := wb.GetRows(wb.GetSheetName(0))
+	if !strings.Contains(fmt.Sprint(rows), "Claudia") || !strings.Contains(fmt.Sprint(rows), "127496") {
+		t.Errorf("the export does not hold the card: %q", rows)
+	}
+
+	// A view-only operator sees the pages and is offered no write action.
+	var prof struct{ ID string }
+	c.expect(n1, 201, "POST", "/api/v1/profiles", map[string]any{"name": "Viewer", "rights": map[string][]string{
+		"sites": {"view"}, "cards": {"view"}, "reader_configs": {"view"}, "credits": {"view"},
+	}}).decode(&prof)
+	c.expect(n1, 201, "POST", "/api/v1/operators", map[string]any{"first_name": "Vera", "last_name": "Viewer", "email": "vera@example.com",
+		"profile_id": prof.ID, "password": "vera-secret-pw"})
+	v := newBrowser(t)
+	v.login(c.url(n2), "vera@example.com", "vera-secret-pw")
+	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/reader-configs"} {
+		v.open(c.url(n2) + path)
+		for _, sel := range []string{`main form[method=post]`, `#add-card`, `#import-cards`, `.bulk`, `a[href$="/edit"]`} {
+			if v.has(sel) {
+				t.Errorf("a view-only operator is offered %s on %s", sel, path)
+			}
+		}
+	}
+	v.shot("cards-view-only")
+	b.open(c.url(n2) + "/")
+	b.shot("welcome")
+	b.open(c.url(n2) + "/sites/" + siteID)
+	b.shot("site-dashboard")
 }

@@ -12,6 +12,7 @@ import (
 	"lintel/ui/api"
 	"lintel/voucherkey"
 )
+
 // The demo's people and logins. The integrator (the first operator) is a
 // reseller; its customer works in the portal day to day (seed 003).
 const (
@@ -105,4 +106,3 @@ func (n *Node) demoCAFile() string {
 	}
 	return filepath.Join(n.cfg.DataDir, "tls", "ca.crt")
 }
-

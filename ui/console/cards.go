@@ -269,9 +269,9 @@ func sortCards(cards []state.Card, q cardQuery) {
 func (c *Console) cards(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	v := r.URL.Query()
 	notice := ""
-	if verb, ok := cardVerbs[v.Get("done")]; ok {
+	if done, ok := cardNotices[v.Get("done")]; ok {
 		if n, err := strconv.Atoi(v.Get("n")); err == nil && n > 0 {
-			notice = fmt.Sprintf("%s: %d %s.", verb.done, n, plural(n, "card", "cards"))
+			notice = fmt.Sprintf("%s: %d %s.", done, n, plural(n, "card", "cards"))
 		}
 	}
 	c.showCards(w, r, p, parseCardQuery(r.PathValue("id"), v), nil, notice, nil)
@@ -363,6 +363,9 @@ var cardVerbs = map[string]struct{ method, path, done string }{
 	"lost":   {http.MethodPost, "/lost", "Marked lost"},
 	"delete": {http.MethodDelete, "", "Deleted"},
 }
+
+// cardNotices are the words of the line after a write, by the done= of the redirect.
+var cardNotices = map[string]string{"send": "Sent", "revoke": "Revoke requested", "lost": "Marked lost", "delete": "Deleted", "create": "Created", "edit": "Saved"}
 
 func plural(n int, one, many string) string {
 	if n == 1 {

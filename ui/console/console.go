@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -15,8 +16,23 @@ import (
 	"lintel/ui/api"
 )
 
-// maxForm bounds a form body: the console's forms are a few short fields.
+// maxForm bounds a form body: the console's forms are a few short fields;
+// the upload forms take their file's own limit (bodyLimit).
 const maxForm = 64 << 10
+
+// maxImport bounds a card import upload, as the API's import does.
+const maxImport = 64 << 20
+
+func bodyLimit(r *http.Request) int64 {
+	p := r.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/cards/import"):
+		return maxImport
+	case strings.HasSuffix(p, "/reader-configs"), p == "/credits/vouchers":
+		return 256 << 10
+	}
+	return maxForm
+}
 
 // pageSecurity is sent with every console answer: scripts and styles only
 // from this node's files (no inline script), the live socket only to this
@@ -52,11 +68,23 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /login", c.loginForm)
 	m.HandleFunc("POST /login", c.login)
 	m.HandleFunc("POST /logout", c.logout)
-	m.HandleFunc("GET /{$}", c.authed(c.sites))
+	m.HandleFunc("GET /{$}", c.authed(c.dashboard))
+	m.HandleFunc("GET /sites", c.authed(c.sites))
+	m.HandleFunc("GET /sites/{id}", c.authed(c.site))
 	m.HandleFunc("POST /sites", c.authed(c.addSite))
 	m.HandleFunc("POST /sites/{id}/delete", c.authed(c.deleteSite))
 	m.HandleFunc("GET /cluster", c.authed(c.cluster))
+	m.HandleFunc("GET /sites/{id}/reader-configs", c.authed(c.readerConfigs))
+	m.HandleFunc("POST /sites/{id}/reader-configs", c.authed(c.importReaderConfig))
+	m.HandleFunc("GET /reader-configs/{id}", c.authed(c.readerConfig))
+	m.HandleFunc("POST /reader-configs/{id}/delete", c.authed(c.deleteReaderConfig))
 	m.HandleFunc("GET /sites/{id}/cards", c.authed(c.cards))
+	m.HandleFunc("GET /sites/{id}/cards/new", c.authed(c.newCard))
+	m.HandleFunc("POST /sites/{id}/cards", c.authed(c.createCard))
+	m.HandleFunc("GET /sites/{id}/cards/import", c.authed(c.importForm))
+	m.HandleFunc("POST /sites/{id}/cards/import", c.authed(c.importCards))
+	m.HandleFunc("GET /cards/{id}/edit", c.authed(c.editCard))
+	m.HandleFunc("POST /cards/{id}/edit", c.authed(c.updateCard))
 	m.HandleFunc("POST /sites/{id}/cards/action", c.authed(c.cardAction))
 	m.HandleFunc("GET /ws", c.live)
 	m.HandleFunc("GET /assets/{name...}", c.asset)
@@ -70,7 +98,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit(r))
 	}
 	c.mux.ServeHTTP(w, r)
 }
@@ -91,7 +119,9 @@ func (c *Console) authed(h authedHandler) http.HandlerFunc {
 
 // htmxConfig keeps htmx inside the page's Content-Security-Policy: no
 // inline style of its own, no eval, no scripts out of swapped fragments.
-const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"wsReconnectDelay":"full-jitter"}`
+// A refusal (4xx, 5xx) is a page that says why: it is swapped in too.
+const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"wsReconnectDelay":"full-jitter",` +
+	`"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}`
 
 // chrome fills the page header for an operator.
 func (c *Console) chrome(p *api.Principal, active string) Chrome {

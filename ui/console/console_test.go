@@ -187,7 +187,7 @@ func TestConsole(t *testing.T) {
 			t.Fatal("no session cookie after login")
 		}
 		expectRedirect(t, b.get("/login"), "/") // already logged in
-		p := b.get("/")
+		p := b.get("/sites")
 		if p.status != http.StatusOK {
 			t.Fatalf("GET / = %d", p.status)
 		}
@@ -212,9 +212,9 @@ func TestConsole(t *testing.T) {
 	t.Run("add sites", func(t *testing.T) {
 		before := time.Now()
 		for _, name := range []string{"STid Headquarters", "Paris", "Site principal"} {
-			expectRedirect(t, b.post("/sites", url.Values{"name": {"  " + name + " "}}), "/")
+			expectRedirect(t, b.post("/sites", url.Values{"name": {"  " + name + " "}}), "/sites")
 		}
-		p := b.get("/")
+		p := b.get("/sites")
 		_, rows := siteTable(t, parseHTML(t, p.body))
 		// The seed orders by name regardless of case: "Site" before "STid".
 		var names []string
@@ -278,15 +278,15 @@ func TestConsole(t *testing.T) {
 				t.Errorf("delete with %s: %s = %d, want 403", h[0], h[1], p.status)
 			}
 		}
-		if ids := siteIDs(t, b.get("/").body); ids["Evil"] != "" || ids["Paris"] == "" {
+		if ids := siteIDs(t, b.get("/sites").body); ids["Evil"] != "" || ids["Paris"] == "" {
 			t.Errorf("a refused post changed the list: %v", ids)
 		}
 	})
 
 	t.Run("delete removes the site", func(t *testing.T) {
 		needSite(t, parisID)
-		expectRedirect(t, b.post("/sites/"+parisID+"/delete", nil), "/")
-		if ids := siteIDs(t, b.get("/").body); ids["Paris"] != "" || len(ids) != 2 {
+		expectRedirect(t, b.post("/sites/"+parisID+"/delete", nil), "/sites")
+		if ids := siteIDs(t, b.get("/sites").body); ids["Paris"] != "" || len(ids) != 2 {
 			t.Errorf("after delete: %v", ids)
 		}
 		p := b.post("/sites/"+parisID+"/delete", nil)

@@ -121,7 +121,7 @@ func (c *Console) addSite(w http.ResponseWriter, r *http.Request, p *api.Princip
 		return
 	}
 	// Post/redirect/get: a reload of the list does not post the form again.
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, "/sites", http.StatusSeeOther)
 }
 
 func (c *Console) deleteSite(w http.ResponseWriter, r *http.Request, p *api.Principal) {
@@ -143,5 +143,5 @@ func (c *Console) deleteSite(w http.ResponseWriter, r *http.Request, p *api.Prin
 		c.showSites(w, r, p, ref, "")
 		return
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, "/sites", http.StatusSeeOther)
 }

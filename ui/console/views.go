@@ -15,6 +15,15 @@ func (c *Console) viewFor(v url.Values, p *api.Principal) (liveView, bool) {
 	var body liveView
 	switch v.Get("view") {
 	case "":
+	case "welcome":
+		body = welcomeView{c}
+	case "site":
+		body = siteView{c, v.Get("site")}
+	case "reader-configs":
+		if !p.Profile.Allows("reader_configs", "view") {
+			return nil, false
+		}
+		body = configsView{c, v.Get("site")}
 	case "cards":
 		if !p.Profile.Allows("cards", "view") {
 			return nil, false
