@@ -115,11 +115,31 @@ func TestConsoleDailyWork(t *testing.T) {
 			link = u
 		}
 	}
+	// The link opened in a phone's browser says what to do, and does not use it up.
+	b.open(link)
+	if s := b.text("#activation-title"); !strings.Contains(s, "ready") || !strings.Contains(b.text("main"), "London") {
+		t.Errorf("a fresh link's page: %q", b.text("main"))
+	}
+	b.shot("activation-ready")
+	b.open(c.url(n2) + "/sites/" + siteID + "/cards")
+	b.waitLive(c, n2)
 	wallet := filepath.Join(dir, "wallet.json")
 	if code, out, errs := runLintel(t, 20*time.Second, "wallet", "activate", "--wallet", wallet, link); code != 0 {
 		t.Fatalf("wallet activate: %d %s %s", code, out, errs)
 	}
 	b.waitText(row, "Activated", 5*time.Second)
+	b.open(link)
+	if s := b.text("#activation-title"); !strings.Contains(s, "already used") {
+		t.Errorf("a used link's page: %q", s)
+	}
+	b.shot("activation-used")
+	b.open(c.url(n1) + "/activate/not-a-real-link")
+	if s := b.text("#activation-title"); !strings.Contains(s, "not valid") {
+		t.Errorf("an unknown link's page: %q", s)
+	}
+	b.shot("activation-unknown")
+	b.open(c.url(n2) + "/sites/" + siteID + "/cards")
+	b.waitLive(c, n2)
 
 	// Revoke with the box and the bulk button: Pending Revoke, then the
 	// phone checks in at node1 and node2's page shows Revoked.
@@ -207,6 +227,31 @@ func TestConsoleDailyWork(t *testing.T) {
 		}
 	}
 	v.shot("cards-view-only")
+
+	// An operator invited without a password opens the invitation in a
+	// browser, sets one and logs in.
+	c.expect(n1, 201, "POST", "/api/v1/operators", map[string]any{"first_name": "Ines", "last_name": "Invited", "email": "ines@example.com", "profile_id": prof.ID})
+	var ob struct{ Items []struct{ To, Body string } }
+	c.expect(n1, 200, "GET", "/api/v1/outbox?consistency=strong&limit=1000", nil).decode(&ob)
+	invite := ""
+	for _, m := range ob.Items {
+		if m.To == "ines@example.com" {
+			invite = regexp.MustCompile(`http://\S+/invitation/[A-Za-z0-9_-]+`).FindString(m.Body)
+		}
+	}
+	if invite == "" {
+		t.Fatalf("no invitation in the outbox: %+v", ob)
+	}
+	in := newBrowser(t)
+	in.open(invite)
+	in.shot("invitation")
+	in.fill("#password", "ines-secret-pw")
+	in.fill("#password2", "ines-secret-pw")
+	in.click(`form button[type=submit]`)
+	if !strings.Contains(in.text("main"), "password is set") {
+		t.Fatalf("after setting the password: %q", in.text("main"))
+	}
+	in.login(c.url(n1), "ines@example.com", "ines-secret-pw")
 	b.open(c.url(n2) + "/")
 	b.shot("welcome")
 	b.open(c.url(n2) + "/sites/" + siteID)

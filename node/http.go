@@ -22,9 +22,11 @@ func (n *Node) routes() http.Handler {
 	n.api = a
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a)
-	mux.Handle("/activate/", a)
+	// The links' GET pages are the console's (for a person in a browser);
+	// their POSTs are the API's (the wallet app, the set-password form).
+	mux.Handle("POST /activate/", a)
 	mux.Handle("/wallet/", a)
-	mux.Handle("/invitation/", a)
+	mux.Handle("POST /invitation/{token}", a)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))

@@ -29,3 +29,39 @@ func (s *State) SiteCards(siteID string, config bool, status, after string) iter
 		}
 	}
 }
+
+// Why an activation link does not work (ActivationLink).
+const (
+	LinkUsable   = ""
+	LinkUsed     = "used"
+	LinkExpired  = "expired"
+	LinkReplaced = "replaced"
+	LinkUnknown  = "unknown"
+)
+
+// ActivationLink finds the card of an activation link by the link's hash
+// and tells whether it still works on the state clock, or why not. For a
+// link that never existed the card is zero.
+func (s *State) ActivationLink(hash string) (Card, string) {
+	if id, ok := s.cardByLink.Get(hash); ok {
+		c := s.Cards.At(id)
+		switch {
+		case c.Status != CardSent:
+			return c, LinkUsed
+		case c.LinkExpires == nil || !s.Clock.Before(*c.LinkExpires):
+			return c, LinkExpired
+		}
+		return c, LinkUsable
+	}
+	if id, ok := s.cardByOldLink.Get(hash); ok {
+		c := s.Cards.At(id)
+		switch c.OldLinkWhy {
+		case "used":
+			return c, LinkUsed
+		case "expired":
+			return c, LinkExpired
+		}
+		return c, LinkReplaced
+	}
+	return Card{}, LinkUnknown
+}

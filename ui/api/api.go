@@ -230,7 +230,6 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/accounts/export.xlsx", a.auth("accounts", "view", a.exportAccounts))
 	m.HandleFunc(routeImportCards, a.auth("cards", "create", a.importCards))
 
-	m.HandleFunc("GET /activate/{token}", a.activationPage)
 	m.HandleFunc("POST /activate/{token}", a.open(a.activate))
 	m.HandleFunc("POST /wallet/v1/checkin", a.open(a.walletCheckin))
 	m.HandleFunc("POST /wallet/v1/receipts", a.open(a.walletReceipt))

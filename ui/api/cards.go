@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -318,19 +317,6 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		v.Site, v.Cluster, v.VerdictKey = s.Sites.At(c.SiteID).Name, s.ClusterID(), verdictPublic(s)
 	})
 	writeJSON(w, http.StatusOK, v)
-}
-
-// activationPage is GET /activate/{token}: it tells the holder what to do and
-// does not use the link up (mail scanners and previews fetch links too).
-func (a *API) activationPage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'")
-	io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Activate your card</title><body style="font-family:sans-serif;max-width:32em;margin:2em auto">
-<h1>Activate your virtual access card</h1>
-<p>Open this link in the wallet app on the phone that will carry the card. The link works once.</p>
-<p>Opening it here in a browser did not use it up.</p></body></html>`)
 }
 
 // offlineFirst answers revoke and lost (SPEC 3.1): with a quorum like any

@@ -87,6 +87,9 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /cards/{id}/edit", c.authed(c.updateCard))
 	m.HandleFunc("POST /sites/{id}/cards/action", c.authed(c.cardAction))
 	m.HandleFunc("GET /ws", c.live)
+	m.HandleFunc("GET /activate/{token}", c.activation)
+	m.HandleFunc("GET /invitation/{token}", c.invitation)
+	m.HandleFunc("POST /invitation/{token}/password", c.acceptInvitation)
 	m.HandleFunc("GET /assets/{name...}", c.asset)
 	m.HandleFunc("/", c.notFound)
 }
