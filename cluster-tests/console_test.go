@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-rod/rod"
+	"github.com/go-rod/rod/lib/proto"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -209,6 +211,45 @@ func TestConsoleDailyWork(t *testing.T) {
 		t.Errorf("the export does not hold the card: %q", rows)
 	}
 
+	// Credits: a voucher pasted into the form; the figures and the header move.
+	code, voucherText, errs := runLintel(t, 20*time.Second, "voucher", "issue", "--key", filepath.Join(dir, "issuer-PO-console-1.key"),
+		"--account", c.accountID(n1), "--credits", "20", "--id", "PO-console-2")
+	if code != 0 {
+		t.Fatalf("voucher issue: %d %s", code, errs)
+	}
+	b.open(c.url(n2) + "/credits")
+	before = b.text("#credits-available")
+	b.fill("#voucher", voucherText)
+	b.click(`form[action="/credits/vouchers"] button`)
+	if !b.has("#notice") || b.text("#credits-available") == before {
+		t.Errorf("after loading a voucher: %q, header %s (was %s)", b.text("main"), b.text("#credits-available"), before)
+	}
+	b.shot("credits")
+
+	// The outbox hands the link out, with its QR code drawn by the node.
+	b.open(c.url(n2) + "/outbox")
+	b.do("open the link", func(p *rod.Page) error {
+		el, err := p.Element("#outbox-table details summary")
+		if err != nil {
+			return err
+		}
+		return el.Click(proto.InputMouseButtonLeft, 1)
+	})
+	b.do("QR code drawn", func(p *rod.Page) error {
+		for range 100 {
+			v, err := p.Eval(`() => { const i = document.querySelector('#outbox-table img.qr'); return !!(i && i.complete && i.naturalWidth > 0) }`)
+			if err != nil {
+				return err
+			}
+			if v.Value.Bool() {
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return fmt.Errorf("the QR code image did not load")
+	})
+	b.shot("outbox")
+
 	// A view-only operator sees the pages and is offered no write action.
 	var prof struct{ ID string }
 	c.expect(n1, 201, "POST", "/api/v1/profiles", map[string]any{"name": "Viewer", "rights": map[string][]string{
@@ -218,7 +259,7 @@ func TestConsoleDailyWork(t *testing.T) {
 		"profile_id": prof.ID, "password": "vera-secret-pw"})
 	v := newBrowser(t)
 	v.login(c.url(n2), "vera@example.com", "vera-secret-pw")
-	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/reader-configs"} {
+	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/reader-configs", "/credits", "/outbox"} {
 		v.open(c.url(n2) + path)
 		for _, sel := range []string{`main form[method=post]`, `#add-card`, `#import-cards`, `.bulk`, `a[href$="/edit"]`} {
 			if v.has(sel) {
@@ -256,4 +297,11 @@ func TestConsoleDailyWork(t *testing.T) {
 	b.shot("welcome")
 	b.open(c.url(n2) + "/sites/" + siteID)
 	b.shot("site-dashboard")
+}
+
+// accountID is the logged-in operator's account.
+func (c *cluster) accountID(n *node) string {
+	var sess struct{ Account struct{ ID string } }
+	c.expect(n, 200, "GET", "/api/v1/session", nil).decode(&sess)
+	return sess.Account.ID
 }

@@ -84,7 +84,7 @@ func (c *Console) showCardForm(w http.ResponseWriter, r *http.Request, p *api.Pr
 	if ref != nil {
 		status, f.Error = ref.status, ref.message
 	}
-	render(w, r, status, CardFormPage(withSite(c.chrome(p, "cards"), f.SiteID, "/ws"), f))
+	render(w, r, status, CardFormPage(withSite(c.chrome(r, p, "cards"), f.SiteID, "/ws"), f))
 }
 
 func formCard(r *http.Request) CardForm {
@@ -239,7 +239,7 @@ func (c *Console) importCards(w http.ResponseWriter, r *http.Request, p *api.Pri
 			res.Created = ok.Created
 		}
 	}
-	render(w, r, status, ImportPage(withSite(c.chrome(p, "cards"), site, "/ws"), res))
+	render(w, r, status, ImportPage(withSite(c.chrome(r, p, "cards"), site, "/ws"), res))
 }
 
 // importForm serves GET /sites/{id}/cards/import.
@@ -250,7 +250,7 @@ func (c *Console) importForm(w http.ResponseWriter, r *http.Request, p *api.Prin
 		c.missing(w, r, p, "There is no such customer site in your account.")
 		return
 	}
-	render(w, r, http.StatusOK, ImportPage(withSite(c.chrome(p, "cards"), site, "/ws"), ImportResult{SiteID: site, SiteName: name, Created: -1}))
+	render(w, r, http.StatusOK, ImportPage(withSite(c.chrome(r, p, "cards"), site, "/ws"), ImportResult{SiteID: site, SiteName: name, Created: -1}))
 }
 
 func createdLine(n int) string { return fmt.Sprintf("%d %s created.", n, plural(n, "card", "cards")) }

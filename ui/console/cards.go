@@ -292,7 +292,7 @@ func (c *Console) showCards(w http.ResponseWriter, r *http.Request, p *api.Princ
 		status, l.Error = ref.status, ref.message
 	}
 	l.Notice, l.ErrorCards = notice, perCard
-	render(w, r, status, CardsPage(c.chrome(p, "cards"), l))
+	render(w, r, status, CardsPage(c.chrome(r, p, "cards"), l))
 }
 
 // cardAction serves POST /sites/{id}/cards/action: the selected cards and

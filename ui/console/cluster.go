@@ -7,7 +7,7 @@ import (
 )
 
 func (c *Console) cluster(w http.ResponseWriter, r *http.Request, p *api.Principal) {
-	page := ClusterPage{Chrome: c.chrome(p, "cluster"), Now: c.now()}
+	page := ClusterPage{Chrome: c.chrome(r, p, "cluster"), Now: c.now()}
 	if !p.Profile.Allows("cluster", "view") {
 		page.Error = "Your profile does not allow viewing the cluster; ask an administrator."
 		render(w, r, http.StatusForbidden, Cluster(page))

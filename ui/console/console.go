@@ -86,6 +86,11 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /cards/{id}/edit", c.authed(c.editCard))
 	m.HandleFunc("POST /cards/{id}/edit", c.authed(c.updateCard))
 	m.HandleFunc("POST /sites/{id}/cards/action", c.authed(c.cardAction))
+	m.HandleFunc("GET /credits", c.authed(c.credits))
+	m.HandleFunc("POST /credits/vouchers", c.authed(c.loadVoucher))
+	m.HandleFunc("POST /credits/threshold", c.authed(c.setThreshold))
+	m.HandleFunc("GET /outbox", c.authed(c.outbox))
+	m.HandleFunc("GET /outbox/{id}/qr.png", c.authed(c.outboxQR))
 	m.HandleFunc("GET /ws", c.live)
 	m.HandleFunc("GET /activate/{token}", c.activation)
 	m.HandleFunc("GET /invitation/{token}", c.invitation)
@@ -126,16 +131,20 @@ func (c *Console) authed(h authedHandler) http.HandlerFunc {
 const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"wsReconnectDelay":"full-jitter",` +
 	`"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}`
 
-// chrome fills the page header for an operator.
-func (c *Console) chrome(p *api.Principal, active string) Chrome {
+// chrome fills the page header for an operator; r (nil for a live
+// fragment) gives the last site viewed, for the menu's site pages.
+func (c *Console) chrome(r *http.Request, p *api.Principal, active string) Chrome {
 	ch := Chrome{
 		Building: c.building, NodeID: c.nodeID, Email: p.Operator.Email, Account: p.Account.Name,
 		CanCluster: p.Profile.Allows("cluster", "view"), Active: active,
-		CanCredits: p.Profile.Allows("credits", "view"), LiveURL: "/ws",
+		CanCredits: p.Profile.Allows("credits", "view"), CanOutbox: p.Profile.Allows("cards", "view"), LiveURL: "/ws",
 	}
 	c.svc.Read(func(s *state.State) {
 		l := s.Accounts.At(p.Account.ID).Credits
 		ch.Credits = Credits{Available: l.Available(), Alert: l.Alert()}
+		if r != nil {
+			ch.SiteID = c.currentSite(r, p, s)
+		}
 	})
 	return ch
 }

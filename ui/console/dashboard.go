@@ -70,7 +70,7 @@ func (c *Console) welcome(p *api.Principal, site string) Welcome {
 func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	var site string
 	c.svc.Read(func(s *state.State) { site = c.currentSite(r, p, s) })
-	ch := c.chrome(p, "welcome")
+	ch := c.chrome(r, p, "welcome")
 	ch.SiteID, ch.LiveURL = site, "/ws?view=welcome"
 	render(w, r, http.StatusOK, WelcomePage(ch, c.welcome(p, site)))
 }
@@ -143,7 +143,7 @@ func (c *Console) site(w http.ResponseWriter, r *http.Request, p *api.Principal)
 		return
 	}
 	rememberSite(w, d.ID)
-	ch := withSite(c.chrome(p, "sites"), d.ID, "/ws?view=site&site="+url.QueryEscape(d.ID))
+	ch := withSite(c.chrome(r, p, "sites"), d.ID, "/ws?view=site&site="+url.QueryEscape(d.ID))
 	render(w, r, http.StatusOK, SitePage(ch, d))
 }
 

@@ -12,6 +12,7 @@ type Chrome struct {
 	Active     string // "sites", "cards", "cluster"…: the current page in the menu
 	SiteID     string // the site the operator works in, for the menu's site pages
 	CanCredits bool
+	CanOutbox  bool // the messages carry card links: cards view
 	Credits    Credits
 	LiveURL    string // the page's websocket, /ws?view=…
 }

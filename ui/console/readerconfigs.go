@@ -84,7 +84,7 @@ func (c *Console) showConfigs(w http.ResponseWriter, r *http.Request, p *api.Pri
 		status, v.Error = ref.status, ref.message
 	}
 	v.Notice = notice
-	render(w, r, status, ReaderConfigsPage(withSite(c.chrome(p, "reader-configs"), site, "/ws?view=reader-configs&site="+url.QueryEscape(site)), v))
+	render(w, r, status, ReaderConfigsPage(withSite(c.chrome(r, p, "reader-configs"), site, "/ws?view=reader-configs&site="+url.QueryEscape(site)), v))
 }
 
 // importReaderConfig serves POST /sites/{id}/reader-configs: the file of
@@ -157,7 +157,7 @@ func (c *Console) readerConfig(w http.ResponseWriter, r *http.Request, p *api.Pr
 		c.missing(w, r, p, "There is no such reader configuration in your account.")
 		return
 	}
-	render(w, r, http.StatusOK, ReaderConfigPage(withSite(c.chrome(p, "reader-configs"), v.SiteID, "/ws"), v))
+	render(w, r, http.StatusOK, ReaderConfigPage(withSite(c.chrome(r, p, "reader-configs"), v.SiteID, "/ws"), v))
 }
 
 // onOff is the preview's word for a setting.

@@ -79,7 +79,7 @@ func sortRows(rows []SiteRow) {
 // showSites renders the dashboard; a refusal is shown above the list and sets the status.
 func (c *Console) showSites(w http.ResponseWriter, r *http.Request, p *api.Principal, ref *refusal, name string) {
 	page := SitesPage{
-		Chrome:    c.chrome(p, "sites"),
+		Chrome:    c.chrome(r, p, "sites"),
 		CanView:   p.Profile.Allows("sites", "view"),
 		CanCreate: p.Profile.Allows("sites", "create"),
 		CanDelete: p.Profile.Allows("sites", "delete"),

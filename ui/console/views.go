@@ -24,6 +24,16 @@ func (c *Console) viewFor(v url.Values, p *api.Principal) (liveView, bool) {
 			return nil, false
 		}
 		body = configsView{c, v.Get("site")}
+	case "credits":
+		if !p.Profile.Allows("credits", "view") {
+			return nil, false
+		}
+		body = creditsLive{c}
+	case "outbox":
+		if !p.Profile.Allows("cards", "view") {
+			return nil, false
+		}
+		body = outboxLive{c}
 	case "cards":
 		if !p.Profile.Allows("cards", "view") {
 			return nil, false
@@ -43,7 +53,7 @@ type chromeView struct {
 
 func (v chromeView) fragments(ctx context.Context, p *api.Principal, changes []state.Change, w *bytes.Buffer) error {
 	if p.Profile.Allows("credits", "view") && touches(changes, "accounts") {
-		if err := CreditBadge(v.c.chrome(p, "").Credits).Render(ctx, w); err != nil {
+		if err := CreditBadge(v.c.chrome(nil, p, "").Credits).Render(ctx, w); err != nil {
 			return err
 		}
 	}
