@@ -52,7 +52,7 @@ cluster: build
 # etcd (Debian's etcd-server) is the anchor measured in the same run.
 bench: build
 	@command -v etcd >/dev/null || { echo "installing etcd-server, the anchor"; apt-get install -y -qq etcd-server >/dev/null 2>&1 || echo "etcd-server could not be installed: the anchor figures are skipped"; }
-	LINTEL_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 90m ./cluster-tests/ ./consensus/... ./ui/api/ ./reader/
+	LINTEL_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 90m ./cluster-tests/ ./consensus/... ./ui/api/ ./ui/console/ ./reader/
 	$(GO) test -run '^$$' -bench 'Decide1M|DecideParallel|VerifyP256' -benchtime 20000x -benchmem -count 1 -timeout 30m ./reader/decide/
 
 lint:

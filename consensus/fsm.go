@@ -161,13 +161,16 @@ apply:
 		return out
 	}
 	f.st.Store(st)
+	// Watchers hear of the batch before anyone waiting for its index is
+	// woken: a page read right after a write then sees the console's read
+	// model told of it too.
+	if f.observe != nil && len(all) > 0 {
+		f.observe(all)
+	}
 	f.applied.Store(last)
 	f.wake()
 	if f.onApply != nil {
 		f.onApply(last)
-	}
-	if f.observe != nil && len(all) > 0 {
-		f.observe(all)
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -40,15 +39,7 @@ func statusWord(s string) string {
 }
 
 // cardSorts are the columns a list sorts by; name is the index order.
-var cardSorts = map[string]func(state.Card) string{
-	"name":   nil,
-	"config": func(c state.Card) string { return strings.ToLower(c.ReaderConfig) },
-	"private_id": func(c state.Card) string {
-		return fmt.Sprintf("%020s", c.PrivateID) // digits: numeric order
-	},
-	"email":  func(c state.Card) string { return strings.ToLower(c.Email) },
-	"status": nil,
-}
+var cardSorts = map[string]bool{"name": true, "config": true, "private_id": true, "email": true, "status": true}
 
 // cardQuery is what a card list page shows: its URL and its live view.
 type cardQuery struct {
@@ -157,112 +148,52 @@ type CardList struct {
 	ErrorCards map[string]string // card id → why the action was refused
 }
 
-// cardList reads one page of the list; false when the site is not the operator's.
+// cardList reads one page of the list from the read model (listcache.go);
+// false when the site is not the operator's.
 func (c *Console) cardList(p *api.Principal, q cardQuery) (CardList, bool) {
-	l := CardList{Query: q, Counts: map[string]int{},
+	l := CardList{Query: q,
 		CanEdit: p.Profile.Allows("cards", "edit"), CanDelete: p.Profile.Allows("cards", "delete"), CanCreate: p.Profile.Allows("cards", "create")}
-	found := false
+	var (
+		list *siteList
+		all  []*listRow
+	)
 	c.svc.Read(func(s *state.State) {
 		site, ok := s.Sites.Get(q.Site)
 		if !ok || site.AccountID != p.Account.ID || !p.CanSite(site.ID) {
 			return
 		}
-		found, l.SiteName = true, site.Name
-		needle := strings.ToLower(q.Q)
-		from := (q.Page - 1) * cardPageSize
-		var all []state.Card // only when the order is not the index's
-		keep := func(card state.Card) {
-			if len(l.Rows) < cardPageSize && l.Total >= from {
-				l.Rows = append(l.Rows, rowOf(card))
-			}
-			l.Total++
-		}
-		byIndex := cardSorts[q.Sort] == nil && !q.Desc
-		order := []string{q.Status}
-		if q.Sort == "status" && q.Status == "" {
-			order = order[:0]
-			for _, w := range cardStatusWords {
-				order = append(order, w.Status)
-			}
-		}
-		for _, st := range order {
-			for card := range s.SiteCards(site.ID, false, st, "") {
-				if needle != "" && !cardMatches(card, needle) {
-					continue
-				}
-				if byIndex {
-					keep(card)
-				} else {
-					all = append(all, card)
-				}
-			}
-		}
-		if !byIndex {
-			sortCards(all, q)
-			for _, card := range all {
-				keep(card)
-			}
-		}
-		for card := range s.SiteCards(site.ID, false, "", "") {
-			l.Counts[card.Status]++
-			l.All++
-		}
+		l.SiteName = site.Name
+		list, all, l.Counts = c.lists.list(s, site.ID)
 	})
+	if list == nil {
+		return l, false
+	}
+	l.All = len(all)
+	rows := all
+	if q.Sort != "name" {
+		rows = c.lists.order(list, q.Sort)
+	}
+	needle := strings.ToLower(q.Q)
+	from := (q.Page - 1) * cardPageSize
+	for i := range rows {
+		r := rows[i]
+		if q.Desc {
+			r = rows[len(rows)-1-i]
+		}
+		if (q.Status != "" && r.Status != q.Status) || (needle != "" && !strings.Contains(r.search, needle)) {
+			continue
+		}
+		if l.Total >= from && len(l.Rows) < cardPageSize {
+			l.Rows = append(l.Rows, r.CardRow)
+		}
+		l.Total++
+	}
 	l.Pages = max(1, (l.Total+cardPageSize-1)/cardPageSize)
-	return l, found
+	return l, true
 }
 
 func rowOf(c state.Card) CardRow {
 	return CardRow{ID: c.ID, FirstName: c.FirstName, LastName: c.LastName, Config: c.ReaderConfig, PrivateID: c.PrivateID, Email: c.Email, Status: c.Status}
-}
-
-// cardMatches is the search box: any shown column contains the text.
-func cardMatches(c state.Card, needle string) bool {
-	for _, col := range [...]string{c.FirstName, c.LastName, c.Email, c.ReaderConfig, c.PrivateID, statusWord(c.Status)} {
-		if strings.Contains(strings.ToLower(col), needle) {
-			return true
-		}
-	}
-	return false
-}
-
-func sortCards(cards []state.Card, q cardQuery) {
-	key := cardSorts[q.Sort]
-	rank := map[string]int{}
-	for i, w := range cardStatusWords {
-		rank[w.Status] = i
-	}
-	keys := make(map[string]string, len(cards))
-	if key != nil {
-		for _, c := range cards {
-			keys[c.ID] = key(c)
-		}
-	}
-	name := func(a, b state.Card) int {
-		if d := strings.Compare(strings.ToLower(a.LastName), strings.ToLower(b.LastName)); d != 0 {
-			return d
-		}
-		if d := strings.Compare(strings.ToLower(a.FirstName), strings.ToLower(b.FirstName)); d != 0 {
-			return d
-		}
-		return strings.Compare(a.ID, b.ID)
-	}
-	slices.SortStableFunc(cards, func(a, b state.Card) int {
-		d := 0
-		switch {
-		case q.Sort == "status":
-			d = rank[a.Status] - rank[b.Status]
-		case key != nil:
-			d = strings.Compare(keys[a.ID], keys[b.ID])
-		}
-		if d == 0 {
-			d = name(a, b)
-		}
-		if q.Desc {
-			return -d
-		}
-		return d
-	})
 }
 
 // cards serves GET /sites/{id}/cards.

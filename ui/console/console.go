@@ -49,6 +49,7 @@ type Console struct {
 	now      func() time.Time
 	mux      *http.ServeMux
 	hub      *Hub
+	lists    listCache
 }
 
 // New returns the console handler.
@@ -59,6 +60,7 @@ func New(a *api.API, svc api.Service, building, nodeID string, hub *Hub) http.Ha
 		hub = NewHub()
 	}
 	c := &Console{api: a, svc: svc, building: building, nodeID: nodeID, loc: time.Local, now: time.Now, mux: http.NewServeMux(), hub: hub}
+	hub.lists.Store(&c.lists)
 	c.routes()
 	return c
 }

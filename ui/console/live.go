@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -35,6 +36,8 @@ type Hub struct {
 	clients map[*liveClient]struct{}
 	// sent counts the messages written, for tests and metrics.
 	sent int64
+	// lists is told of every batch first (the card lists' read model).
+	lists atomic.Pointer[listCache]
 }
 
 // NewHub returns an empty hub.
@@ -45,6 +48,9 @@ func NewHub() *Hub { return &Hub{clients: map[*liveClient]struct{}{}} }
 func (h *Hub) Publish(changes []state.Change) {
 	if h == nil || len(changes) == 0 {
 		return
+	}
+	if lc := h.lists.Load(); lc != nil {
+		lc.changed(changes)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

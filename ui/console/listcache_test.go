@@ -1,0 +1,115 @@
+package console_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var rowID = regexp.MustCompile(`<tr id="card-([a-z0-9]+)"`)
+
+// The card list's read model moves rows as cards change; after every
+// change, the page read next shows exactly the API's list (which reads the
+// state's index), in the same order, with no wait.
+func TestCardListFollowsEveryChange(t *testing.T) {
+	base := startNode(t)
+	b := newBrowser(t, base)
+	b.login()
+	api := func(method, path, body string) (int, []byte) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", base)
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out []byte
+		out, _ = readAll(resp)
+		return resp.StatusCode, out
+	}
+	code, out := api("POST", "/api/v1/sites", `{"name":"Moves"}`)
+	var site struct{ ID string }
+	if json.Unmarshal(out, &site); code != 201 {
+		t.Fatalf("site: %d %s", code, out)
+	}
+	if code, out := api("POST", "/api/v1/sites/"+site.ID+"/reader-configs", "lintel-reader-config 1\nname = Moves\n"); code != 201 {
+		t.Fatalf("config: %d %s", code, out)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var ids []string
+	create := func(i int) {
+		code, out := api("POST", "/api/v1/sites/"+site.ID+"/cards", fmt.Sprintf(`{"first_name":"F%d","last_name":"L%02d","email":"m%d@example.com","reader_config":"Moves","private_id":"%d"}`, i, rng.IntN(40), i, 5000+i))
+		var c struct{ ID string }
+		if json.Unmarshal(out, &c); code != 201 {
+			t.Fatalf("card: %d %s", code, out)
+		}
+		ids = append(ids, c.ID)
+	}
+	for i := range 20 {
+		create(i)
+	}
+	check := func(step string) {
+		t.Helper()
+		_, out := api("GET", "/api/v1/sites/"+site.ID+"/cards?limit=1000", "")
+		var want struct{ Items []struct{ ID string } }
+		json.Unmarshal(out, &want)
+		var wantIDs []string
+		for _, c := range want.Items {
+			wantIDs = append(wantIDs, c.ID)
+		}
+		page := b.get("/sites/" + site.ID + "/cards")
+		var got []string
+		for _, m := range rowID.FindAllStringSubmatch(page.body, -1) {
+			got = append(got, m[1])
+		}
+		if !slices.Equal(got, wantIDs) {
+			t.Fatalf("%s: the page lists %v, the state %v", step, got, wantIDs)
+		}
+		desc := b.get("/sites/" + site.ID + "/cards?sort=name&dir=desc")
+		got = got[:0]
+		for _, m := range rowID.FindAllStringSubmatch(desc.body, -1) {
+			got = append(got, m[1])
+		}
+		slices.Reverse(got)
+		if !slices.Equal(got, wantIDs) {
+			t.Fatalf("%s: the descending page is not the reverse", step)
+		}
+	}
+	check("start")
+	for step := range 40 {
+		switch k := rng.IntN(3); {
+		case k == 0 && len(ids) > 0:
+			i := rng.IntN(len(ids))
+			if code, out := api("PATCH", "/api/v1/cards/"+ids[i], fmt.Sprintf(`{"last_name":"L%02d"}`, rng.IntN(40))); code != 200 {
+				t.Fatalf("rename: %d %s", code, out)
+			}
+		case k == 1 && len(ids) > 0:
+			i := rng.IntN(len(ids))
+			if code, out := api("DELETE", "/api/v1/cards/"+ids[i], ""); code != 204 {
+				t.Fatalf("delete: %d %s", code, out)
+			}
+			ids = slices.Delete(ids, i, i+1)
+		default:
+			create(100 + step)
+		}
+		check(fmt.Sprintf("step %d", step))
+	}
+}
+
+func readAll(resp *http.Response) ([]byte, error) {
+	var sb strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			return []byte(sb.String()), nil
+		}
+	}
+}
