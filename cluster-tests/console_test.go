@@ -34,7 +34,7 @@ func TestConsoleDailyWork(t *testing.T) {
 
 	// A site through the form of node2's console.
 	b.fill("#name", "London")
-	b.click(`form[action="/sites"] button`)
+	b.click(`form[method=post][action="/sites"] button`)
 	b.shot("sites")
 	sites, err := c.sites(n1, true)
 	if err != nil {
@@ -250,6 +250,23 @@ func TestConsoleDailyWork(t *testing.T) {
 	})
 	b.shot("outbox")
 
+	// Private ID settings (figure 66): London authorizes duplicates.
+	b.open(c.url(n2) + "/private-id-settings")
+	b.click(`#dup-` + siteID + ` button`)
+	if s := b.text(`#dup-` + siteID + ` .dup-state`); s != "ON" {
+		t.Errorf("after Turn ON: %q", s)
+	}
+	var st struct{ PrivateIDDuplicates bool `json:"private_id_duplicates"` }
+	c.expect(n1, 200, "GET", "/api/v1/sites/"+siteID+"?consistency=strong", nil).decode(&st)
+	if !st.PrivateIDDuplicates {
+		t.Error("the setting did not reach the cluster")
+	}
+	b.shot("private-id-settings")
+	b.open(c.url(n2) + "/sites?q=lon")
+	if !strings.Contains(b.text("#sites"), "London") {
+		t.Errorf("the site search does not find London")
+	}
+
 	// A view-only operator sees the pages and is offered no write action.
 	var prof struct{ ID string }
 	c.expect(n1, 201, "POST", "/api/v1/profiles", map[string]any{"name": "Viewer", "rights": map[string][]string{
@@ -259,7 +276,7 @@ func TestConsoleDailyWork(t *testing.T) {
 		"profile_id": prof.ID, "password": "vera-secret-pw"})
 	v := newBrowser(t)
 	v.login(c.url(n2), "vera@example.com", "vera-secret-pw")
-	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/reader-configs", "/credits", "/outbox"} {
+	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/reader-configs", "/credits", "/outbox", "/private-id-settings"} {
 		v.open(c.url(n2) + path)
 		for _, sel := range []string{`main form[method=post]`, `#add-card`, `#import-cards`, `.bulk`, `a[href$="/edit"]`} {
 			if v.has(sel) {

@@ -88,6 +88,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /cards/{id}/edit", c.authed(c.editCard))
 	m.HandleFunc("POST /cards/{id}/edit", c.authed(c.updateCard))
 	m.HandleFunc("POST /sites/{id}/cards/action", c.authed(c.cardAction))
+	m.HandleFunc("GET /private-id-settings", c.authed(c.privateIDSettings))
+	m.HandleFunc("POST /private-id-settings/{id}", c.authed(c.setDuplicates))
 	m.HandleFunc("GET /credits", c.authed(c.credits))
 	m.HandleFunc("POST /credits/vouchers", c.authed(c.loadVoucher))
 	m.HandleFunc("POST /credits/threshold", c.authed(c.setThreshold))

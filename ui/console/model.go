@@ -50,6 +50,7 @@ type SitesPage struct {
 	Rows      []SiteRow
 	Error     string // why the last add or delete was refused, in words
 	Name      string // the name typed into Add, kept after an error
+	Q         string // the search
 }
 
 // ClusterPage lists the nodes of the cluster.

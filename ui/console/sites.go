@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -67,6 +68,14 @@ func (c *Console) siteRows(p *api.Principal) []SiteRow {
 	return rows
 }
 
+// siteExportURL is the API's spreadsheet of the list, with the same search.
+func siteExportURL(q string) string {
+	if q == "" {
+		return "/api/v1/sites/export.xlsx"
+	}
+	return "/api/v1/sites/export.xlsx?q=" + url.QueryEscape(q)
+}
+
 func sortRows(rows []SiteRow) {
 	slices.SortFunc(rows, func(a, b SiteRow) int {
 		if d := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); d != 0 {
@@ -85,8 +94,13 @@ func (c *Console) showSites(w http.ResponseWriter, r *http.Request, p *api.Princ
 		CanDelete: p.Profile.Allows("sites", "delete"),
 		Name:      name,
 	}
+	page.Q = strings.TrimSpace(r.URL.Query().Get("q"))
 	if page.CanView {
-		page.Rows = c.siteRows(p)
+		for _, row := range c.siteRows(p) {
+			if page.Q == "" || strings.Contains(strings.ToLower(row.Name), strings.ToLower(page.Q)) {
+				page.Rows = append(page.Rows, row)
+			}
+		}
 	}
 	status := http.StatusOK
 	if ref != nil {
@@ -140,6 +154,9 @@ func (c *Console) deleteSite(w http.ResponseWriter, r *http.Request, p *api.Prin
 		return
 	}
 	if ref := c.write(r, p, &command.DeleteSite{ID: id, AccountID: p.Account.ID}); ref != nil {
+		if ref.status == http.StatusConflict {
+			ref.message += " Open the site's dashboard (its name in the list) to see and delete them first."
+		}
 		c.showSites(w, r, p, ref, "")
 		return
 	}
