@@ -256,7 +256,9 @@ func TestConsoleDailyWork(t *testing.T) {
 	if s := b.text(`#dup-` + siteID + ` .dup-state`); s != "ON" {
 		t.Errorf("after Turn ON: %q", s)
 	}
-	var st struct{ PrivateIDDuplicates bool `json:"private_id_duplicates"` }
+	var st struct {
+		PrivateIDDuplicates bool `json:"private_id_duplicates"`
+	}
 	c.expect(n1, 200, "GET", "/api/v1/sites/"+siteID+"?consistency=strong", nil).decode(&st)
 	if !st.PrivateIDDuplicates {
 		t.Error("the setting did not reach the cluster")

@@ -131,7 +131,11 @@ func TestSitesPageRights(t *testing.T) {
 			if got := byID(doc, "sites") != nil; got != tc.table {
 				t.Errorf("table shown = %v, want %v", got, tc.table)
 			}
-			add := findAll(doc, func(n *html.Node) bool { a, _ := attr(n, "action"); m, _ := attr(n, "method"); return n.Data == "form" && a == "/sites" && m == "post" })
+			add := findAll(doc, func(n *html.Node) bool {
+				a, _ := attr(n, "action")
+				m, _ := attr(n, "method")
+				return n.Data == "form" && a == "/sites" && m == "post"
+			})
 			if got := len(add) == 1; got != tc.addForm {
 				t.Errorf("add form shown = %v, want %v", got, tc.addForm)
 			}
