@@ -250,6 +250,38 @@ func TestConsoleDailyWork(t *testing.T) {
 	})
 	b.shot("outbox")
 
+	// A visitor with a validity window, and a configurator with a
+	// configuration assigned and sent (free of credit).
+	b.open(c.url(n2) + "/visitors")
+	b.fill("#first_name", "Victor")
+	b.fill("#last_name", "Visit")
+	b.fill("#email", "victor@example.com")
+	b.do("set the window", func(p *rod.Page) error {
+		_, err := p.Eval(`() => { document.querySelector('#valid_from').value = '2026-12-10T09:00'; document.querySelector('#valid_until').value = '2026-12-10T18:00' }`)
+		return err
+	})
+	b.click(`form[action="/visitors"] button[type=submit]`)
+	if s := b.text("#holder-table"); !strings.Contains(s, "Victor") || !strings.Contains(s, "10-12-2026 09:00") {
+		t.Errorf("the visitor's row: %q", s)
+	}
+	b.shot("visitors")
+	b.open(c.url(n2) + "/cardholders")
+	if !strings.Contains(b.text("#holder-table"), "Claudia") {
+		t.Errorf("the cardholder of the card is not listed: %q", b.text("#holder-table"))
+	}
+	b.shot("cardholders")
+	b.open(c.url(n2) + "/sites/" + siteID + "/configurators")
+	b.fill("#first_name", "Conrad")
+	b.fill("#last_name", "Config")
+	b.fill("#email", "conrad@example.com")
+	b.click(`form.card-form button[type=submit]`)
+	b.click(`.configurator form.inline button`)
+	b.click(`.configurator button[type=submit]:not(.danger):not(.secondary)`)
+	if s := b.text("#configurator-table"); !strings.Contains(s, "Created and Email Sent") {
+		t.Errorf("the configuration card after Send: %q", s)
+	}
+	b.shot("configurators")
+
 	// Private ID settings (figure 66): London authorizes duplicates.
 	b.open(c.url(n2) + "/private-id-settings")
 	b.click(`#dup-` + siteID + ` button`)
@@ -272,13 +304,13 @@ func TestConsoleDailyWork(t *testing.T) {
 	// A view-only operator sees the pages and is offered no write action.
 	var prof struct{ ID string }
 	c.expect(n1, 201, "POST", "/api/v1/profiles", map[string]any{"name": "Viewer", "rights": map[string][]string{
-		"sites": {"view"}, "cards": {"view"}, "reader_configs": {"view"}, "credits": {"view"},
+		"sites": {"view"}, "cards": {"view"}, "reader_configs": {"view"}, "credits": {"view"}, "cardholders": {"view"}, "configurators": {"view"},
 	}}).decode(&prof)
 	c.expect(n1, 201, "POST", "/api/v1/operators", map[string]any{"first_name": "Vera", "last_name": "Viewer", "email": "vera@example.com",
 		"profile_id": prof.ID, "password": "vera-secret-pw"})
 	v := newBrowser(t)
 	v.login(c.url(n2), "vera@example.com", "vera-secret-pw")
-	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/reader-configs", "/credits", "/outbox", "/private-id-settings"} {
+	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/reader-configs", "/credits", "/outbox", "/private-id-settings", "/cardholders", "/visitors", "/sites/" + siteID + "/configurators"} {
 		v.open(c.url(n2) + path)
 		for _, sel := range []string{`main form[method=post]`, `#add-card`, `#import-cards`, `.bulk`, `a[href$="/edit"]`} {
 			if v.has(sel) {

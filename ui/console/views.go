@@ -34,6 +34,16 @@ func (c *Console) viewFor(v url.Values, p *api.Principal) (liveView, bool) {
 			return nil, false
 		}
 		body = outboxLive{c}
+	case "cardholders", "visitors":
+		if !p.Profile.Allows("cardholders", "view") {
+			return nil, false
+		}
+		body = holdersLive{c, v.Get("view") == "visitors"}
+	case "configurators":
+		if !p.Profile.Allows("configurators", "view") {
+			return nil, false
+		}
+		body = configuratorsLive{c, v.Get("site")}
 	case "cards":
 		if !p.Profile.Allows("cards", "view") {
 			return nil, false
