@@ -55,6 +55,15 @@ func (n *Node) loadDemo(ctx context.Context) {
 	n.applySystem(ctx, "demo-site-"+acc, &command.CreateSite{ID: site, AccountID: cust, Name: demoSite})
 	n.applySystem(ctx, "demo-config-"+acc, &command.CreateReaderConfig{ID: api.NewID(), AccountID: cust, SiteID: site,
 		Source: "lintel-reader-config 1\n# The demo's reader configuration\nname = " + demoSite + "\nmode.slide = short\n"})
+	// One card sent with a link that runs out in two seconds (shorter than
+	// any site's activation TTL may be): the leader expires it, so the
+	// demo shows Expired too.
+	expiring := api.NewID()
+	n.applySystem(ctx, "demo-expiring-card-"+acc, &command.CreateCard{ID: expiring, SiteID: site, AccountID: cust, Kind: state.KindPrivateID,
+		ReaderConfig: demoSite, PrivateID: "530981", NewCardholder: &command.CreateCardholder{ID: api.NewID(), AccountID: cust,
+			FirstName: "Rosa", LastName: "Quinn", Email: "rosa.quinn@example.com"}})
+	n.applySystem(ctx, "demo-expiring-send-"+acc, &command.SendCard{ID: expiring, AccountID: cust,
+		LinkHash: api.HashToken(api.NewID() + api.NewID()), LinkExpires: time.Now().Add(2 * time.Second)})
 	for _, r := range []struct{ id, name string }{{"door-1", "Main entrance"}, {"door-2", "Car park"}} {
 		n.applySystem(ctx, "demo-reader-"+r.id+"-"+acc, &command.CreateReader{ID: r.id, AccountID: cust, SiteID: site, NodeID: n.cfg.NodeID,
 			Name: r.name, ReaderConfig: demoSite, Transport: "link"})
