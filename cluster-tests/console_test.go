@@ -3,6 +3,8 @@ package clustertests
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,6 +30,8 @@ func TestConsoleDailyWork(t *testing.T) {
 	c.loadCredits(dir, n1, n1, "PO-console-1", 50)
 
 	b := newBrowser(t)
+	b.open(c.url(n2) + "/login")
+	b.shot("login")
 	b.login(c.url(n2), adminEmail, adminPassword)
 	b.open(c.url(n2) + "/sites")
 	b.shot("sites-empty")
@@ -344,6 +348,39 @@ func TestConsoleDailyWork(t *testing.T) {
 		t.Fatalf("after setting the password: %q", in.text("main"))
 	}
 	in.login(c.url(n1), "ines@example.com", "ines-secret-pw")
+	b.open(c.url(n2) + "/cluster")
+	b.shot("cluster")
+	// Every page fits a phone: nothing scrolls sideways at 390 px.
+	for _, path := range []string{"/", "/sites", "/sites/" + siteID, "/sites/" + siteID + "/cards", "/sites/" + siteID + "/cards/new",
+		"/sites/" + siteID + "/cards/import", "/cards/" + card.ID + "/edit", "/sites/" + siteID + "/reader-configs", "/sites/" + siteID + "/configurators",
+		"/cardholders", "/visitors", "/credits", "/outbox", "/private-id-settings", "/cluster", link} {
+		b.open(strings.Replace(c.url(n2)+path, c.url(n2)+"http", "http", 1))
+		if wide, err := b.overflowAt(390); err != nil || wide {
+			t.Errorf("%s scrolls sideways at 390 px (%v)", path, err)
+		}
+	}
+
+	// With scripts off the pages still render and the forms still post: a
+	// plain form post, as a browser without scripts sends it.
+	form := url.Values{"row": {"send " + card.ID}}
+	req, _ := http.NewRequest("POST", c.url(n2)+"/sites/"+siteID+"/cards/action", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", c.url(n2))
+	req.AddCookie(&http.Cookie{Name: "lintel_session", Value: c.token})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a form post without scripts: %d", res.StatusCode)
+	}
+	b.open(c.url(n2) + res.Header.Get("Location"))
+	if !b.has("#notice") || !strings.Contains(b.text(row), "Created and Email Sent") {
+		t.Errorf("after Send without scripts: %q", b.text("main"))
+	}
+
 	b.open(c.url(n2) + "/")
 	b.shot("welcome")
 	b.open(c.url(n2) + "/sites/" + siteID)
