@@ -338,6 +338,12 @@ func TestConsoleDailyWork(t *testing.T) {
 	if invite == "" {
 		t.Fatalf("no invitation in the outbox: %+v", ob)
 	}
+	// The invitation's link is a credential: an operator who may not create
+	// operators does not see it in the outbox (nor its QR code).
+	v.open(c.url(n2) + "/outbox")
+	if strings.Contains(v.text("main"), "ines@example.com") {
+		t.Error("a view-only operator sees another operator's invitation link")
+	}
 	in := newBrowser(t)
 	in.open(invite)
 	in.shot("invitation")

@@ -247,12 +247,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 	}
 	f.st.Store(st)
+	if f.observe != nil { // before the waiters wake, as after a batch
+		f.observe([]state.Change{{Index: st.Index, Table: "*", Op: "restore"}})
+	}
 	f.applied.Store(st.Index)
 	f.halt.Store(nil)
 	f.wake()
-	if f.observe != nil {
-		f.observe([]state.Change{{Index: st.Index, Table: "*", Op: "restore"}})
-	}
 	return nil
 }
 

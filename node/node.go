@@ -502,6 +502,7 @@ func (n *Node) Stop() error {
 	var err error
 	n.closeOnce.Do(func() {
 		close(n.stop)
+		n.hub.Close()
 		if n.link != nil {
 			n.link.Close()
 		}

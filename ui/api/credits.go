@@ -93,6 +93,21 @@ type outboxView struct {
 
 func outboxKey(v outboxView) string { return v.CreatedAt.Format(time.RFC3339Nano) + "\x00" + v.ID }
 
+// MaySeeMessage tells whether the operator may read a queued message, whose
+// link is a credential: a card's message only for an operator who may see
+// the card's site; an operator's invitation only for one who may create
+// operators (it would let the reader set the invited person's password).
+func MaySeeMessage(s *state.State, p *Principal, m state.Message) bool {
+	if m.AccountID != p.Account.ID {
+		return false
+	}
+	if m.CardID == "" {
+		return p.can("operators", "create")
+	}
+	c, ok := s.Cards.Get(m.CardID)
+	return ok && p.CanSite(c.SiteID)
+}
+
 func (a *API) listOutbox(w http.ResponseWriter, r *http.Request, p *Principal) {
 	q, ok := parseList(w, r)
 	if !ok || !a.strong(w, r) {
@@ -101,7 +116,7 @@ func (a *API) listOutbox(w http.ResponseWriter, r *http.Request, p *Principal) {
 	var items []outboxView
 	a.svc.Read(func(s *state.State) {
 		for _, m := range s.Outbox.All() {
-			if m.AccountID != p.Account.ID || (q.Status != "" && m.Status != q.Status) || !matches(q.Q, m.To, m.Subject, m.Status) {
+			if !MaySeeMessage(s, p, m) || (q.Status != "" && m.Status != q.Status) || !matches(q.Q, m.To, m.Subject, m.Status) {
 				continue
 			}
 			items = append(items, outboxView{ID: m.ID, To: m.To, Subject: m.Subject, Body: m.Body, Status: m.Status,

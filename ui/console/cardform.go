@@ -205,6 +205,10 @@ type ImportRowError struct {
 // to the API's import, which checks every row before it makes any card.
 func (c *Console) importCards(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	site := r.PathValue("id")
+	if !p.Profile.Allows("cards", "create") {
+		c.forbidden(w, r, p, "Your profile does not allow importing cards; ask an administrator.")
+		return
+	}
 	name, _, ok := c.siteConfigs(p, site)
 	if !ok {
 		c.missing(w, r, p, "There is no such customer site in your account.")

@@ -251,8 +251,8 @@ func (c *Console) cardAction(w http.ResponseWriter, r *http.Request, p *api.Prin
 		c.showCards(w, r, p, q, &refusal{http.StatusBadRequest, "Select at least one card first, with the boxes at the start of the rows."}, "", nil)
 		return
 	}
-	if len(ids) > 1000 {
-		c.showCards(w, r, p, q, &refusal{http.StatusBadRequest, "Select at most 1000 cards at a time."}, "", nil)
+	if len(ids) > 200 {
+		c.showCards(w, r, p, q, &refusal{http.StatusBadRequest, "Select at most 200 cards at a time."}, "", nil)
 		return
 	}
 	refused := map[string]string{}

@@ -67,6 +67,10 @@ func (c *Console) showCredits(w http.ResponseWriter, r *http.Request, p *api.Pri
 
 // loadVoucher serves POST /credits/vouchers: the voucher as a file or pasted.
 func (c *Console) loadVoucher(w http.ResponseWriter, r *http.Request, p *api.Principal) {
+	if !p.Profile.CanOrderCredits || !p.Profile.Allows("credits", "create") {
+		c.forbidden(w, r, p, "Your profile may not order credits; ask an administrator.")
+		return
+	}
 	var text []byte
 	if err := r.ParseMultipartForm(64 << 10); err == nil {
 		if f, _, err := r.FormFile("file"); err == nil {
@@ -135,7 +139,7 @@ func (c *Console) outboxRows(p *api.Principal) []OutboxRow {
 	var rows []OutboxRow
 	c.svc.Read(func(s *state.State) {
 		for _, m := range s.Outbox.All() {
-			if m.AccountID != p.Account.ID {
+			if !api.MaySeeMessage(s, p, m) {
 				continue
 			}
 			rows = append(rows, OutboxRow{ID: m.ID, To: m.To, Subject: m.Subject, Status: m.Status, CreatedAt: m.CreatedAt.In(c.loc), Link: linkRE.FindString(m.Body)})
@@ -169,7 +173,7 @@ func (c *Console) outboxQR(w http.ResponseWriter, r *http.Request, p *api.Princi
 	}
 	var link string
 	c.svc.Read(func(s *state.State) {
-		if m, ok := s.Outbox.Get(r.PathValue("id")); ok && m.AccountID == p.Account.ID {
+		if m, ok := s.Outbox.Get(r.PathValue("id")); ok && api.MaySeeMessage(s, p, m) {
 			link = linkRE.FindString(m.Body)
 		}
 	})

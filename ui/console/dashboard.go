@@ -137,6 +137,10 @@ func (c *Console) siteDashboard(p *api.Principal, id string) (SiteDashboard, boo
 
 // site serves GET /sites/{id}: the site dashboard.
 func (c *Console) site(w http.ResponseWriter, r *http.Request, p *api.Principal) {
+	if !p.Profile.Allows("sites", "view") {
+		c.forbidden(w, r, p, "Your profile does not allow viewing customer sites; ask an administrator.")
+		return
+	}
 	d, ok := c.siteDashboard(p, r.PathValue("id"))
 	if !ok {
 		c.missing(w, r, p, "There is no such customer site in your account.")

@@ -36,6 +36,7 @@ type listRow struct {
 // page may go on reading what it was given.
 type siteList struct {
 	site   string
+	index  uint64     // the state index it reflects
 	rows   []*listRow // list order
 	byID   map[string]*listRow
 	orders map[string][]*listRow
@@ -47,8 +48,17 @@ type listCache struct {
 	sites map[string]*siteList
 
 	pendMu  sync.Mutex // what the hub handed over; never held long (Publish must not wait)
-	pending []string
-	full    bool
+	pending []pendingCard
+	fullAt  uint64 // the index of the newest change that drops every model
+}
+
+// pendingCard is a card changed at a state index. A reader may hold an
+// older version of the state than the hub has heard of (reads take a
+// version without a lock), so a change is applied to a model only by a read
+// of a state that holds it.
+type pendingCard struct {
+	id    string
+	index uint64
 }
 
 // changed takes a batch's changes from the hub.
@@ -56,50 +66,64 @@ func (lc *listCache) changed(changes []state.Change) {
 	lc.pendMu.Lock()
 	defer lc.pendMu.Unlock()
 	for _, c := range changes {
-		switch c.Table {
-		case "*", "sites":
-			lc.full = true
-		case "cards":
-			if len(lc.pending) < maxMoves {
-				lc.pending = append(lc.pending, c.ID)
-			} else {
-				lc.full = true
-			}
+		switch {
+		case c.Table == "*" || c.Table == "sites" || (c.Table == "cards" && len(lc.pending) >= maxMoves):
+			lc.fullAt = max(lc.fullAt, c.Index)
+		case c.Table == "cards":
+			lc.pending = append(lc.pending, pendingCard{c.ID, c.Index})
 		}
-	}
-	if lc.full {
-		lc.pending = nil
 	}
 }
 
-// list returns the read model of a site as of s (the replica, under its
-// read lock): its rows in list order and the count per status.
+// list returns the read model of a site as of s (a version of the replica)
+// or newer: its rows in list order and the count per status.
 func (lc *listCache) list(s *state.State, site string) (*siteList, []*listRow, map[string]int) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	lc.pendMu.Lock()
-	ids, full := lc.pending, lc.full
-	lc.pending, lc.full = nil, false
+	pending, fullAt := slices.Clone(lc.pending), lc.fullAt
 	lc.pendMu.Unlock()
-	if full || lc.sites == nil || len(lc.sites) > 64 { // 64: a bound on memory; the sites in use come back
+	at := s.Index
+	if lc.sites == nil || len(lc.sites) > 64 { // 64: a bound on memory; the sites in use come back
 		lc.sites = map[string]*siteList{}
 	}
-	if len(ids) > 0 {
-		for _, l := range lc.sites {
+	for id, l := range lc.sites {
+		if fullAt > l.index && fullAt <= at {
+			delete(lc.sites, id)
+			continue
+		}
+		if l.index < at {
+			var ids []string
+			for _, p := range pending {
+				if p.index > l.index && p.index <= at {
+					ids = append(ids, p.id)
+				}
+			}
 			l.move(s, ids)
+			l.index = at
 		}
 	}
 	l, ok := lc.sites[site]
 	if !ok {
-		l = &siteList{site: site, byID: map[string]*listRow{}, orders: map[string][]*listRow{}, counts: map[string]int{}}
+		l = &siteList{site: site, index: at, byID: map[string]*listRow{}, orders: map[string][]*listRow{}, counts: map[string]int{}}
 		for card := range s.SiteCards(site, false, "", "") {
 			r := rowFor(card)
 			l.rows = append(l.rows, r)
 			l.byID[r.ID] = r
 			l.counts[card.Status]++
 		}
-		lc.sites[site] = l
+		if fullAt <= at { // else s is older than a change that drops the models: do not keep this one
+			lc.sites[site] = l
+		}
 	}
+	// What every model holds now need not wait any more.
+	oldest := at
+	for _, m := range lc.sites {
+		oldest = min(oldest, m.index)
+	}
+	lc.pendMu.Lock()
+	lc.pending = slices.DeleteFunc(lc.pending, func(p pendingCard) bool { return p.index <= oldest })
+	lc.pendMu.Unlock()
 	return l, l.rows, l.counts
 }
 

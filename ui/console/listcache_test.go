@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -111,5 +112,50 @@ func readAll(resp *http.Response) ([]byte, error) {
 		if err != nil {
 			return []byte(sb.String()), nil
 		}
+	}
+}
+
+var idemField = regexp.MustCompile(`name="idem" value="([0-9a-f]+)"`)
+
+// A form sent twice (a double click, a reload of the answer) makes its
+// card once: the form carries a key, which becomes the API's Idempotency-Key.
+func TestFormSentTwiceWritesOnce(t *testing.T) {
+	base := startNode(t)
+	b := newBrowser(t, base)
+	b.login()
+	req, _ := http.NewRequest("POST", base+"/api/v1/sites", strings.NewReader(`{"name":"Twice"}`))
+	req.Header.Set("Content-Type", "application/json")
+	var site struct{ ID string }
+	json.Unmarshal([]byte(b.do(req).body), &site)
+	req, _ = http.NewRequest("POST", base+"/api/v1/sites/"+site.ID+"/reader-configs", strings.NewReader("lintel-reader-config 1\nname = Twice\n"))
+	if p := b.do(req); p.status != 201 {
+		t.Fatalf("config: %d %s", p.status, p.body)
+	}
+	form := b.get("/sites/" + site.ID + "/cards/new")
+	m := idemField.FindStringSubmatch(form.body)
+	if m == nil {
+		t.Fatal("the Add form carries no key")
+	}
+	values := url.Values{"idem": {m[1]}, "kind": {"private_id"}, "first_name": {"Tom"}, "last_name": {"Twice"}, "email": {"tom@example.com"},
+		"reader_config": {"Twice"}, "private_id": {"2222"}}
+	for i := range 2 {
+		if p := b.post("/sites/"+site.ID+"/cards", values); p.status != http.StatusSeeOther {
+			t.Fatalf("post %d: %d %s", i, p.status, p.body)
+		}
+	}
+	page := b.get("/sites/" + site.ID + "/cards")
+	if n := len(rowID.FindAllString(page.body, -1)); n != 1 {
+		t.Fatalf("%d cards after the same form twice, want 1", n)
+	}
+	// A new form is a new key: a second card is made.
+	values.Set("idem", idemField.FindStringSubmatch(b.get("/sites/" + site.ID + "/cards/new").body)[1])
+	values.Set("private_id", "3333")
+	values.Set("first_name", "Tina")
+	values.Set("email", "tina@example.com")
+	if p := b.post("/sites/"+site.ID+"/cards", values); p.status != http.StatusSeeOther {
+		t.Fatalf("second form: %d %s", p.status, p.body)
+	}
+	if n := len(rowID.FindAllString(b.get("/sites/"+site.ID+"/cards").body, -1)); n != 2 {
+		t.Fatalf("%d cards after a second form, want 2", n)
 	}
 }

@@ -37,11 +37,19 @@ type Hub struct {
 	// sent counts the messages written, for tests and metrics.
 	sent int64
 	// lists is told of every batch first (the card lists' read model).
-	lists atomic.Pointer[listCache]
+	lists     atomic.Pointer[listCache]
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{clients: map[*liveClient]struct{}{}} }
+func NewHub() *Hub { return &Hub{clients: map[*liveClient]struct{}{}, done: make(chan struct{})} }
+
+// Close ends every live connection (the node is stopping: the HTTP server
+// does not track the connections it handed over) and refuses new ones.
+func (h *Hub) Close() {
+	h.closeOnce.Do(func() { close(h.done) })
+}
 
 // Publish hands a batch of changes to every connection; a connection whose
 // queue is full is closed (its browser reconnects and gets a fresh page).
@@ -84,6 +92,11 @@ func (h *Hub) Sent() int64 {
 func (h *Hub) add(cl *liveClient) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	select {
+	case <-h.done:
+		return false
+	default:
+	}
 	if len(h.clients) >= liveMax {
 		return false
 	}
@@ -119,6 +132,7 @@ func (h *Hub) take(cl *liveClient) ([]state.Change, bool) {
 type liveClient struct {
 	session string // the session's token hash
 	view    liveView
+	area    string // the profile area the view needs ("" for the header only)
 	wake    chan struct{}
 	// pending and overflow are guarded by the hub's mutex.
 	pending  []state.Change
@@ -182,12 +196,12 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the live connection must come from this node's own pages", http.StatusForbidden)
 		return
 	}
-	view, ok := c.viewFor(r.URL.Query(), p)
+	view, area, ok := c.viewFor(r.URL.Query(), p)
 	if !ok {
 		http.Error(w, "no live view of that name", http.StatusBadRequest)
 		return
 	}
-	cl := &liveClient{session: p.TokenHash, view: view, wake: make(chan struct{}, 1)}
+	cl := &liveClient{session: p.TokenHash, view: view, area: area, wake: make(chan struct{}, 1)}
 	if !c.hub.add(cl) {
 		w.Header().Set("Retry-After", "30")
 		http.Error(w, "too many live connections; close some tabs", http.StatusTooManyRequests)
@@ -229,6 +243,10 @@ func (c *Console) serveLive(conn *websocket.Conn, cl *liveClient) {
 			select {
 			case <-done:
 				return
+			case <-c.hub.done:
+				conn.SetWriteDeadline(time.Now().Add(time.Second))
+				conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "the node is stopping"))
+				return
 			case <-ping.C:
 				conn.SetWriteDeadline(time.Now().Add(liveWriteWait))
 				if conn.WriteMessage(websocket.PingMessage, nil) != nil {
@@ -249,6 +267,9 @@ func (c *Console) serveLive(conn *websocket.Conn, cl *liveClient) {
 		// The session is checked again on every round: a logout, a
 		// disabled operator or a lost right ends the connection.
 		p, ok := c.api.PrincipalOf(cl.session)
+		if ok && cl.area != "" && !p.Profile.Allows(cl.area, "view") {
+			ok = false
+		}
 		if !ok {
 			conn.SetWriteDeadline(time.Now().Add(liveWriteWait))
 			conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "logged out"))

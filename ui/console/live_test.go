@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -124,6 +125,42 @@ func TestLiveUpdates(t *testing.T) {
 					return
 				}
 				t.Fatalf("after an oversized message: %v", err)
+			}
+		}
+	})
+
+	t.Run("losing the right ends the live connection", func(t *testing.T) {
+		call := func(method, path, body string) (int, string) {
+			req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			p := b.do(req)
+			return p.status, p.body
+		}
+		code, out := call("POST", "/api/v1/profiles", `{"name":"Desk","rights":{"cards":["view"]}}`)
+		var prof struct{ ID string }
+		if json.Unmarshal([]byte(out), &prof); code != 201 {
+			t.Fatalf("profile: %d %s", code, out)
+		}
+		if code, out := call("POST", "/api/v1/operators", `{"first_name":"Dee","last_name":"Desk","email":"dee@example.com","profile_id":"`+prof.ID+`","password":"dee-secret-pw"}`); code != 201 {
+			t.Fatalf("operator: %d %s", code, out)
+		}
+		dee := newBrowser(t, base)
+		expectRedirect(t, dee.post("/login", url.Values{"email": {"dee@example.com"}, "password": {"dee-secret-pw"}}), "/")
+		c, _, err := dee.dialLive("?view=outbox", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		readLive(t, c, 5*time.Second)
+		if code, out := call("PATCH", "/api/v1/profiles/"+prof.ID, `{"name":"Desk","rights":{"sites":["view"]}}`); code != 200 {
+			t.Fatalf("patch profile: %d %s", code, out)
+		}
+		for {
+			if _, err := readLive(t, c, 5*time.Second); err != nil {
+				if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+					t.Fatalf("after the right was taken away: %v", err)
+				}
+				return
 			}
 		}
 	})

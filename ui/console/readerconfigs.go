@@ -91,6 +91,10 @@ func (c *Console) showConfigs(w http.ResponseWriter, r *http.Request, p *api.Pri
 // the upload form goes to the API as it is.
 func (c *Console) importReaderConfig(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	site := r.PathValue("id")
+	if !p.Profile.Allows("reader_configs", "create") {
+		c.forbidden(w, r, p, "Your profile does not allow importing reader configurations; ask an administrator.")
+		return
+	}
 	src, err := uploaded(r, "file", readerconfig.MaxSize)
 	if err != nil {
 		c.showConfigs(w, r, p, site, &refusal{http.StatusBadRequest, err.Error()}, "")
@@ -187,7 +191,8 @@ func rangeWord(r readerconfig.Range) string {
 
 // uploaded reads one file of a multipart form, at most limit bytes.
 func uploaded(r *http.Request, field string, limit int64) ([]byte, error) {
-	if err := r.ParseMultipartForm(limit + 64<<10); err != nil {
+	// Files past 1 MiB go to a temporary file, not memory.
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
 		return nil, errors.New("choose a file and send the form again (the upload could not be read: " + err.Error() + ")")
 	}
 	f, _, err := r.FormFile(field)

@@ -10,49 +10,36 @@ import (
 	"lintel/ui/api"
 )
 
-// viewFor builds the live view a page asked for in its /ws query.
-func (c *Console) viewFor(v url.Values, p *api.Principal) (liveView, bool) {
+// viewFor builds the live view a page asked for in its /ws query, and the
+// profile area it needs to view (checked again on every round).
+func (c *Console) viewFor(v url.Values, p *api.Principal) (liveView, string, bool) {
 	var body liveView
+	area := ""
 	switch v.Get("view") {
 	case "":
 	case "welcome":
 		body = welcomeView{c}
 	case "site":
-		body = siteView{c, v.Get("site")}
+		body, area = siteView{c, v.Get("site")}, "sites"
 	case "reader-configs":
-		if !p.Profile.Allows("reader_configs", "view") {
-			return nil, false
-		}
-		body = configsView{c, v.Get("site")}
+		body, area = configsView{c, v.Get("site")}, "reader_configs"
 	case "credits":
-		if !p.Profile.Allows("credits", "view") {
-			return nil, false
-		}
-		body = creditsLive{c}
+		body, area = creditsLive{c}, "credits"
 	case "outbox":
-		if !p.Profile.Allows("cards", "view") {
-			return nil, false
-		}
-		body = outboxLive{c}
+		body, area = outboxLive{c}, "cards"
 	case "cardholders", "visitors":
-		if !p.Profile.Allows("cardholders", "view") {
-			return nil, false
-		}
-		body = holdersLive{c, v.Get("view") == "visitors"}
+		body, area = holdersLive{c, v.Get("view") == "visitors"}, "cardholders"
 	case "configurators":
-		if !p.Profile.Allows("configurators", "view") {
-			return nil, false
-		}
-		body = configuratorsLive{c, v.Get("site")}
+		body, area = configuratorsLive{c, v.Get("site")}, "configurators"
 	case "cards":
-		if !p.Profile.Allows("cards", "view") {
-			return nil, false
-		}
-		body = cardsView{c, parseCardQuery(v.Get("site"), v)}
+		body, area = cardsView{c, parseCardQuery(v.Get("site"), v)}, "cards"
 	default:
-		return nil, false
+		return nil, "", false
 	}
-	return chromeView{c, body}, true
+	if area != "" && !p.Profile.Allows(area, "view") {
+		return nil, "", false
+	}
+	return chromeView{c, body}, area, true
 }
 
 // chromeView adds the header's live parts (the credit) to a page's own.
