@@ -387,6 +387,15 @@ func TestConsoleDailyWork(t *testing.T) {
 		t.Errorf("after Send without scripts: %q", b.text("main"))
 	}
 
+	// Deleting a site that still holds cards is refused, with a link to
+	// what must go first.
+	b.open(c.url(n2) + "/sites")
+	b.click(`tr[data-site="` + siteID + `"] button.danger`)
+	if !b.has("#blocked a") || !b.has("#error") {
+		t.Errorf("a refused site delete: %q", b.text("main"))
+	}
+	b.shot("sites-delete-refused")
+
 	b.open(c.url(n2) + "/")
 	b.shot("welcome")
 	b.open(c.url(n2) + "/sites/" + siteID)

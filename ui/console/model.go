@@ -51,6 +51,7 @@ type SitesPage struct {
 	Error     string // why the last add or delete was refused, in words
 	Name      string // the name typed into Add, kept after an error
 	Q         string // the search
+	Blocked   string // a site whose delete was refused: the page links to its dashboard
 }
 
 // ClusterPage lists the nodes of the cluster.

@@ -87,7 +87,13 @@ func sortRows(rows []SiteRow) {
 
 // showSites renders the dashboard; a refusal is shown above the list and sets the status.
 func (c *Console) showSites(w http.ResponseWriter, r *http.Request, p *api.Principal, ref *refusal, name string) {
-	page := SitesPage{
+	c.showSitesPage(w, r, p, ref, name, "")
+}
+
+// showSitesPage renders the list; blocked is a site whose delete was refused
+// (the message links to its dashboard, where its cards and configurations are).
+func (c *Console) showSitesPage(w http.ResponseWriter, r *http.Request, p *api.Principal, ref *refusal, name, blocked string) {
+	page := SitesPage{Blocked: blocked,
 		Chrome:    c.chrome(r, p, "sites"),
 		CanView:   p.Profile.Allows("sites", "view"),
 		CanCreate: p.Profile.Allows("sites", "create"),
@@ -155,7 +161,8 @@ func (c *Console) deleteSite(w http.ResponseWriter, r *http.Request, p *api.Prin
 	}
 	if ref := c.write(r, p, &command.DeleteSite{ID: id, AccountID: p.Account.ID}); ref != nil {
 		if ref.status == http.StatusConflict {
-			ref.message += " Open the site's dashboard (its name in the list) to see and delete them first."
+			c.showSitesPage(w, r, p, ref, "", id)
+			return
 		}
 		c.showSites(w, r, p, ref, "")
 		return
