@@ -350,8 +350,14 @@ type rowAction struct{ Action, Label, Class string }
 // rowActions are the actions the card's status allows (SPEC 4.4), and only
 // those the operator's profile allows.
 func rowActions(l CardList, status string) []rowAction {
+	return statusActions(status, l.CanEdit, l.CanDelete, true)
+}
+
+// statusActions are the buttons of a card in a status; lost is offered for
+// user cards only (a configuration card is free: it is deleted instead).
+func statusActions(status string, canEdit, canDelete, lost bool) []rowAction {
 	var out []rowAction
-	if l.CanEdit {
+	if canEdit {
 		switch status {
 		case state.CardCreated, state.CardExpired, state.CardRevoked:
 			out = append(out, rowAction{"send", "Send", ""})
@@ -360,11 +366,11 @@ func rowActions(l CardList, status string) []rowAction {
 		case state.CardActivated:
 			out = append(out, rowAction{"revoke", "Revoke", "secondary"})
 		}
-		if status == state.CardRevoked || status == state.CardPendingRevoke {
+		if lost && (status == state.CardRevoked || status == state.CardPendingRevoke) {
 			out = append(out, rowAction{"lost", "Mark lost", "secondary"})
 		}
 	}
-	if l.CanDelete {
+	if canDelete {
 		out = append(out, rowAction{"delete", "Delete", "danger"})
 	}
 	return out

@@ -150,19 +150,5 @@ func (v configuratorsLive) fragments(ctx context.Context, p *api.Principal, chan
 
 // configActions are the buttons of a configuration card's status.
 func configActions(v ConfiguratorsPage, status string) []rowAction {
-	var out []rowAction
-	if v.CanEdit {
-		switch status {
-		case state.CardCreated, state.CardExpired, state.CardRevoked:
-			out = append(out, rowAction{"send", "Send", ""})
-		case state.CardSent:
-			out = append(out, rowAction{"send", "Resend", "secondary"})
-		case state.CardActivated:
-			out = append(out, rowAction{"revoke", "Revoke", "secondary"})
-		}
-	}
-	if v.CanDelete {
-		out = append(out, rowAction{"delete", "Delete", "danger"})
-	}
-	return out
+	return statusActions(status, v.CanEdit, v.CanDelete, false)
 }
