@@ -27,6 +27,9 @@ const (
 	livePerSession = 16      // tabs of one login
 	liveMax        = 1024    // connections of the node
 	liveRecheck    = time.Minute
+	// liveMinGap spaces one connection's renders: the changes of a burst
+	// are rendered together, at most 40 times a second.
+	liveMinGap = 25 * time.Millisecond
 )
 
 // Hub fans the state's change events out to the live connections of this
@@ -236,6 +239,7 @@ func (c *Console) serveLive(conn *websocket.Conn, cl *liveClient) {
 	recheck := time.NewTicker(liveRecheck)
 	defer recheck.Stop()
 	var buf bytes.Buffer
+	var lastWrite time.Time
 	first := true
 	for {
 		var changes []state.Change
@@ -256,6 +260,9 @@ func (c *Console) serveLive(conn *websocket.Conn, cl *liveClient) {
 			case <-recheck.C:
 				changes = []state.Change{} // only the session check below
 			case <-cl.wake:
+				if d := time.Since(lastWrite); d < liveMinGap {
+					time.Sleep(liveMinGap - d) // the burst's other changes join these
+				}
 				var over bool
 				changes, over = c.hub.take(cl)
 				if over {
@@ -286,6 +293,7 @@ func (c *Console) serveLive(conn *websocket.Conn, cl *liveClient) {
 		if err := conn.WriteMessage(websocket.TextMessage, buf.Bytes()); err != nil {
 			return
 		}
+		lastWrite = time.Now()
 		c.hub.mu.Lock()
 		c.hub.sent++
 		c.hub.mu.Unlock()
