@@ -485,3 +485,32 @@ func TestImportCardsAllOrNone(t *testing.T) {
 	// The refused batch's ids are free again and the good ones are taken.
 	r.refuse(&command.ImportCards{Cards: []command.CreateCard{row("a", "9")}}, "duplicate_id")
 }
+
+// What the phone's page says of a link: works, used, replaced by a newer
+// one, expired, or never existed.
+func TestActivationLinkTellsWhy(t *testing.T) {
+	r := newRegistry(t, 20)
+	r.newCard("c1", "1")
+	first := r.send("c1")
+	if c, why := r.s.ActivationLink(first); why != LinkUsable || c.ID != "c1" {
+		t.Fatalf("a fresh link: %q %q", c.ID, why)
+	}
+	second := r.send("c1") // resent: the first stops working
+	if _, why := r.s.ActivationLink(first); why != LinkReplaced {
+		t.Fatalf("a replaced link: %q", why)
+	}
+	r.must(&command.ActivateCard{LinkHash: second, DeviceKey: newPhone(t).public()})
+	if c, why := r.s.ActivationLink(second); why != LinkUsed || c.ID != "c1" {
+		t.Fatalf("a used link: %q %q", c.ID, why)
+	}
+	r.newCard("c2", "2")
+	late := r.send("c2")
+	r.at = r.at.Add(7*24*time.Hour + time.Second)
+	r.must(&command.ExpireLinks{})
+	if _, why := r.s.ActivationLink(late); why != LinkExpired {
+		t.Fatalf("an expired link: %q", why)
+	}
+	if c, why := r.s.ActivationLink("never-sent"); why != LinkUnknown || c.ID != "" {
+		t.Fatalf("an unknown link: %q %q", c.ID, why)
+	}
+}
