@@ -98,6 +98,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /cardholders/{id}/delete", c.authed(c.deleteHolder))
 	m.HandleFunc("GET /private-id-settings", c.authed(c.privateIDSettings))
 	m.HandleFunc("POST /private-id-settings/{id}", c.authed(c.setDuplicates))
+	m.HandleFunc("GET /history", c.authed(c.history))
 	m.HandleFunc("GET /credits", c.authed(c.credits))
 	m.HandleFunc("POST /credits/vouchers", c.authed(c.loadVoucher))
 	m.HandleFunc("POST /credits/threshold", c.authed(c.setThreshold))
