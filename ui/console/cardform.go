@@ -41,8 +41,8 @@ func (f CardForm) Locked(field string) string {
 
 func (c *Console) siteConfigs(p *api.Principal, site string) (name string, configs []string, ok bool) {
 	c.svc.Read(func(s *state.State) {
-		x, found := s.Sites.Get(site)
-		if !found || x.AccountID != p.Account.ID || !p.CanSite(site) {
+		x, found := siteOf(s, p, site)
+		if !found {
 			return
 		}
 		ok, name = true, x.Name

@@ -153,26 +153,20 @@ type CardList struct {
 func (c *Console) cardList(p *api.Principal, q cardQuery) (CardList, bool) {
 	l := CardList{Query: q,
 		CanEdit: p.Profile.Allows("cards", "edit"), CanDelete: p.Profile.Allows("cards", "delete"), CanCreate: p.Profile.Allows("cards", "create")}
-	var (
-		list *siteList
-		all  []*listRow
-	)
+	var list *siteList
 	c.svc.Read(func(s *state.State) {
-		site, ok := s.Sites.Get(q.Site)
-		if !ok || site.AccountID != p.Account.ID || !p.CanSite(site.ID) {
+		site, ok := siteOf(s, p, q.Site)
+		if !ok {
 			return
 		}
 		l.SiteName = site.Name
-		list, all, l.Counts = c.lists.list(s, site.ID)
+		list, l.Counts = c.lists.list(s, site.ID)
 	})
 	if list == nil {
 		return l, false
 	}
-	l.All = len(all)
-	rows := all
-	if q.Sort != "name" {
-		rows = c.lists.order(list, q.Sort)
-	}
+	rows := c.lists.order(list, q.Sort)
+	l.All = len(rows)
 	needle := strings.ToLower(q.Q)
 	from := (q.Page - 1) * cardPageSize
 	for i := range rows {
@@ -200,7 +194,7 @@ func rowOf(c state.Card) CardRow {
 func (c *Console) cards(w http.ResponseWriter, r *http.Request, p *api.Principal) {
 	v := r.URL.Query()
 	notice := ""
-	if done, ok := cardNotices[v.Get("done")]; ok {
+	if done := noticeWord(v.Get("done")); done != "" {
 		if n, err := strconv.Atoi(v.Get("n")); err == nil && n > 0 {
 			notice = fmt.Sprintf("%s: %d %s.", done, n, plural(n, "card", "cards"))
 		}
@@ -239,8 +233,9 @@ func (c *Console) cardAction(w http.ResponseWriter, r *http.Request, p *api.Prin
 	ids := r.PostForm["card"]
 	action := r.PostForm.Get("action")
 	if row := r.PostForm.Get("row"); row != "" { // a row's own button: that card only
-		action, _, _ = strings.Cut(row, " ")
-		ids = []string{row[len(action)+min(1, len(row)-len(action)):]}
+		var id string
+		action, id, _ = strings.Cut(row, " ")
+		ids = []string{id}
 	}
 	verb, ok := cardVerbs[action]
 	if !ok {
@@ -278,14 +273,10 @@ func (c *Console) cardAction(w http.ResponseWriter, r *http.Request, p *api.Prin
 		c.showCards(w, r, p, q, &refusal{last.status, msg}, notice, refused)
 		return
 	}
-	http.Redirect(w, r, q.url()+sep(q.url())+"done="+action+"&n="+strconv.Itoa(done), http.StatusSeeOther)
-}
-
-func sep(u string) string {
-	if strings.Contains(u, "?") {
-		return "&"
-	}
-	return "?"
+	v := q.values()
+	v.Set("done", action)
+	v.Set("n", strconv.Itoa(done))
+	http.Redirect(w, r, "/sites/"+url.PathEscape(q.Site)+"/cards?"+v.Encode(), http.StatusSeeOther)
 }
 
 var cardVerbs = map[string]struct{ method, path, done string }{
@@ -295,8 +286,14 @@ var cardVerbs = map[string]struct{ method, path, done string }{
 	"delete": {http.MethodDelete, "", "Deleted"},
 }
 
-// cardNotices are the words of the line after a write, by the done= of the redirect.
-var cardNotices = map[string]string{"send": "Sent", "revoke": "Revoke requested", "lost": "Marked lost", "delete": "Deleted", "create": "Created", "edit": "Saved"}
+// noticeWord is the word of the line after a write, by the done= of the
+// redirect: an action's own, or Created and Saved for the forms.
+func noticeWord(done string) string {
+	if v, ok := cardVerbs[done]; ok {
+		return v.done
+	}
+	return map[string]string{"create": "Created", "edit": "Saved"}[done]
+}
 
 func plural(n int, one, many string) string {
 	if n == 1 {

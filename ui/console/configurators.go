@@ -36,8 +36,8 @@ func (c *Console) configuratorsPage(p *api.Principal, site string) (Configurator
 		CanEdit: p.Profile.Allows("configurators", "edit"), CanDelete: p.Profile.Allows("configurators", "delete")}
 	found := false
 	c.svc.Read(func(s *state.State) {
-		x, ok := s.Sites.Get(site)
-		if !ok || x.AccountID != p.Account.ID || !p.CanSite(site) {
+		x, ok := siteOf(s, p, site)
+		if !ok {
 			return
 		}
 		found, v.SiteName = true, x.Name

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"slices"
@@ -71,17 +72,13 @@ func (c *Console) loadVoucher(w http.ResponseWriter, r *http.Request, p *api.Pri
 		c.forbidden(w, r, p, "Your profile may not order credits; ask an administrator.")
 		return
 	}
-	var text []byte
-	if err := r.ParseMultipartForm(64 << 10); err == nil {
-		if f, _, err := r.FormFile("file"); err == nil {
-			b := make([]byte, 8<<10+1)
-			n, _ := f.Read(b)
-			f.Close()
-			text = b[:n]
-		}
-	}
-	if len(bytes.TrimSpace(text)) == 0 {
+	text, err := uploaded(r, "file", 8<<10)
+	switch {
+	case errors.Is(err, errNoFile):
 		text = []byte(strings.TrimSpace(r.FormValue("voucher")))
+	case err != nil:
+		c.showCredits(w, r, p, &refusal{http.StatusBadRequest, sentence(err.Error())}, "")
+		return
 	}
 	if len(text) == 0 {
 		c.showCredits(w, r, p, &refusal{http.StatusBadRequest, "Choose the voucher file, or paste its text, then Load."}, "")

@@ -19,16 +19,22 @@ const siteCookie = "lintel_site"
 type Welcome struct {
 	Sites, ReaderConfigs, Cards, Configurators int
 	Credits                                    Credits
-	Balance                                    int64
 	SiteID                                     string // where "View more" of the site pages leads
 	CanSites, CanCards, CanConfigs, CanCredits bool
+}
+
+// siteOf is the site id if it is the operator's account's and one the
+// operator may work in.
+func siteOf(s *state.State, p *api.Principal, id string) (state.Site, bool) {
+	x, ok := s.Sites.Get(id)
+	return x, ok && x.AccountID == p.Account.ID && p.CanSite(x.ID)
 }
 
 // currentSite is the last site viewed, if it is still the operator's;
 // otherwise the first site by name.
 func (c *Console) currentSite(r *http.Request, p *api.Principal, s *state.State) string {
 	if ck, err := r.Cookie(siteCookie); err == nil {
-		if x, ok := s.Sites.Get(ck.Value); ok && x.AccountID == p.Account.ID && p.CanSite(x.ID) {
+		if x, ok := siteOf(s, p, ck.Value); ok {
 			return x.ID
 		}
 	}
@@ -61,28 +67,30 @@ func (c *Console) welcome(p *api.Principal, site string) Welcome {
 			v.Configurators += u.Configurators
 		}
 		l := s.Accounts.At(p.Account.ID).Credits
-		v.Credits, v.Balance = Credits{Available: l.Available(), Alert: l.Alert()}, l.Balance
+		v.Credits = Credits{Available: l.Available(), Alert: l.Alert()}
 	})
 	return v
 }
 
 // dashboard serves GET /: the welcome dashboard.
 func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, p *api.Principal) {
-	var site string
-	c.svc.Read(func(s *state.State) { site = c.currentSite(r, p, s) })
-	ch := c.chrome(r, p, "welcome")
-	ch.SiteID, ch.LiveURL = site, "/ws?view=welcome"
-	render(w, r, http.StatusOK, WelcomePage(ch, c.welcome(p, site)))
+	ch := c.chrome(r, p, "welcome") // it finds the current site
+	ch.LiveURL = "/ws?view=welcome&site=" + url.QueryEscape(ch.SiteID)
+	render(w, r, http.StatusOK, WelcomePage(ch, c.welcome(p, ch.SiteID)))
 }
 
-// welcomeView keeps the dashboard's counters live.
-type welcomeView struct{ c *Console }
+// welcomeView keeps the dashboard's counters live; site is where its
+// "View more" links lead, as on the page.
+type welcomeView struct {
+	c    *Console
+	site string
+}
 
 func (v welcomeView) fragments(ctx context.Context, p *api.Principal, changes []state.Change, w *bytes.Buffer) error {
 	if !touches(changes, "sites", "cards", "reader_configs", "configurators", "accounts") {
 		return nil
 	}
-	return WelcomeCounters(v.c.welcome(p, "")).Render(ctx, w)
+	return WelcomeCounters(v.c.welcome(p, v.site)).Render(ctx, w)
 }
 
 // SiteDashboard is a site's counters (seed 003, figure 55).
@@ -111,8 +119,8 @@ func (c *Console) siteDashboard(p *api.Principal, id string) (SiteDashboard, boo
 		CanCards: p.Profile.Allows("cards", "view"), CanConfigs: p.Profile.Allows("reader_configs", "view"), CanDelete: p.Profile.Allows("sites", "delete")}
 	found := false
 	c.svc.Read(func(s *state.State) {
-		x, ok := s.Sites.Get(id)
-		if !ok || x.AccountID != p.Account.ID || !p.CanSite(id) {
+		x, ok := siteOf(s, p, id)
+		if !ok {
 			return
 		}
 		found, d.Name = true, x.Name

@@ -76,8 +76,8 @@ func (lc *listCache) changed(changes []state.Change) {
 }
 
 // list returns the read model of a site as of s (a version of the replica)
-// or newer: its rows in list order and the count per status.
-func (lc *listCache) list(s *state.State, site string) (*siteList, []*listRow, map[string]int) {
+// or newer, and its count per status.
+func (lc *listCache) list(s *state.State, site string) (*siteList, map[string]int) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	lc.pendMu.Lock()
@@ -124,7 +124,7 @@ func (lc *listCache) list(s *state.State, site string) (*siteList, []*listRow, m
 	lc.pendMu.Lock()
 	lc.pending = slices.DeleteFunc(lc.pending, func(p pendingCard) bool { return p.index <= oldest })
 	lc.pendMu.Unlock()
-	return l, l.rows, l.counts
+	return l, l.counts
 }
 
 func rowFor(card state.Card) *listRow {

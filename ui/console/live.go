@@ -38,7 +38,7 @@ type Hub struct {
 	mu      sync.Mutex
 	clients map[*liveClient]struct{}
 	// sent counts the messages written, for tests and metrics.
-	sent int64
+	sent atomic.Int64
 	// lists is told of every batch first (the card lists' read model).
 	lists     atomic.Pointer[listCache]
 	done      chan struct{}
@@ -86,11 +86,7 @@ func (h *Hub) Connections() int {
 }
 
 // Sent tells how many live messages were written to browsers.
-func (h *Hub) Sent() int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.sent
-}
+func (h *Hub) Sent() int64 { return h.sent.Load() }
 
 func (h *Hub) add(cl *liveClient) bool {
 	h.mu.Lock()
@@ -294,8 +290,6 @@ func (c *Console) serveLive(conn *websocket.Conn, cl *liveClient) {
 			return
 		}
 		lastWrite = time.Now()
-		c.hub.mu.Lock()
-		c.hub.sent++
-		c.hub.mu.Unlock()
+		c.hub.sent.Add(1)
 	}
 }

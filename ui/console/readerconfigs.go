@@ -34,8 +34,8 @@ func (c *Console) configsPage(p *api.Principal, site string) (ConfigsPage, bool)
 	v := ConfigsPage{SiteID: site, CanCreate: p.Profile.Allows("reader_configs", "create"), CanDelete: p.Profile.Allows("reader_configs", "delete")}
 	found := false
 	c.svc.Read(func(s *state.State) {
-		x, ok := s.Sites.Get(site)
-		if !ok || x.AccountID != p.Account.ID || !p.CanSite(site) {
+		x, ok := siteOf(s, p, site)
+		if !ok {
 			return
 		}
 		found, v.SiteName = true, x.Name
@@ -189,6 +189,9 @@ func rangeWord(r readerconfig.Range) string {
 	return "Off"
 }
 
+// errNoFile: the form came without a file (or with an empty one).
+var errNoFile = errors.New("choose a file first")
+
 // uploaded reads one file of a multipart form, at most limit bytes.
 func uploaded(r *http.Request, field string, limit int64) ([]byte, error) {
 	// Files past 1 MiB go to a temporary file, not memory.
@@ -197,7 +200,7 @@ func uploaded(r *http.Request, field string, limit int64) ([]byte, error) {
 	}
 	f, _, err := r.FormFile(field)
 	if err != nil {
-		return nil, errors.New("choose a file first")
+		return nil, errNoFile
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -208,7 +211,7 @@ func uploaded(r *http.Request, field string, limit int64) ([]byte, error) {
 		return nil, errors.New("the file is too large")
 	}
 	if len(b) == 0 {
-		return nil, errors.New("the file is empty")
+		return nil, errNoFile
 	}
 	return b, nil
 }

@@ -151,10 +151,7 @@ func (c *Console) deleteSite(w http.ResponseWriter, r *http.Request, p *api.Prin
 	}
 	id := r.PathValue("id")
 	found := false
-	c.svc.Read(func(s *state.State) {
-		x, ok := s.Sites.Get(id)
-		found = ok && x.AccountID == p.Account.ID && p.CanSite(id)
-	})
+	c.svc.Read(func(s *state.State) { _, found = siteOf(s, p, id) })
 	if !found {
 		c.showSites(w, r, p, &refusal{http.StatusNotFound, "That customer site no longer exists; the list below is up to date."}, "")
 		return

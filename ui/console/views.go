@@ -18,7 +18,7 @@ func (c *Console) viewFor(v url.Values, p *api.Principal) (liveView, string, boo
 	switch v.Get("view") {
 	case "":
 	case "welcome":
-		body = welcomeView{c}
+		body = welcomeView{c, v.Get("site")}
 	case "site":
 		body, area = siteView{c, v.Get("site")}, "sites"
 	case "reader-configs":
