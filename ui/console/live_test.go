@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"lintel/node"
 )
 
 // dialLive opens /ws as the browser's page would, with its cookie and origin.
@@ -184,4 +187,68 @@ func TestLiveUpdates(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A node that stops closes its live connections (the HTTP server does not
+// track them), and the browser is told why.
+func TestLiveClosedWhenTheNodeStops(t *testing.T) {
+	n, err := node.Start(node.Config{
+		DataDir: t.TempDir(), NodeID: "t2", Building: "Test building",
+		HTTP: "127.0.0.1:0", Raft: "127.0.0.1:0", Gossip: "127.0.0.1:0", Readers: "127.0.0.1:0",
+		AdminEmail: "admin@lintel.local", AdminPassword: "secret-pass", LogLevel: "warn", LogOutput: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	base := "http://" + n.Addr()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b := newBrowser(t, base)
+	b.login()
+	c, _, err := b.dialLive("", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	readLive(t, c, 5*time.Second)
+	go n.Stop()
+	for {
+		if _, err := readLive(t, c, 10*time.Second); err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+				t.Fatalf("after the node stopped: %v", err)
+			}
+			return
+		}
+	}
+}
+
+// An oversized form body is refused before anything is read into a write,
+// and nothing is made.
+func TestOversizedFormRefused(t *testing.T) {
+	base := startNode(t)
+	b := newBrowser(t, base)
+	b.login()
+	p := b.post("/sites", url.Values{"name": {strings.Repeat("x", 70<<10)}})
+	if p.status < 400 || p.status >= 500 {
+		t.Fatalf("a 70 KiB form: %d", p.status)
+	}
+	if ids := siteIDs(t, b.get("/sites").body); len(ids) != 0 {
+		t.Fatalf("an oversized form made sites: %v", ids)
+	}
+	// The QR code of a message that is not there (or not the operator's) is a 404.
+	if p := b.get("/outbox/no-such-message/qr.png"); p.status != http.StatusNotFound {
+		t.Fatalf("qr of an unknown message: %d", p.status)
+	}
 }
